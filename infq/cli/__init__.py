@@ -1,0 +1,30 @@
+"""The ``infq`` command line (Typer + Rich). Each command builds settings once and
+passes them down; nothing connects before a command runs."""
+
+from __future__ import annotations
+
+import typer
+
+from infq.cli import jobs, run, stack
+from infq.cli.demo import demo
+
+app = typer.Typer(
+    name="infq",
+    help="Event-driven asynchronous inference job queue.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(stack.app, name="stack")
+app.command("init")(run.init)
+app.command("dispatcher")(run.dispatcher)
+app.command("worker")(run.worker)
+app.command("flower")(run.flower)
+app.command("submit")(jobs.submit)
+app.command("status")(jobs.status)
+app.command("demo")(demo)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

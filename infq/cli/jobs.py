@@ -1,0 +1,119 @@
+"""``infq submit`` and ``infq status``: the caller's side of the queue."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import MofNCompleteColumn, Progress
+from rich.table import Table
+
+from infq.completion import event_for
+from infq.db import jobs as job_rows
+from infq.db.session import make_engine, make_sessionmaker
+from infq.results.fetch import read_result
+from infq.results.store import S3ResultStore
+from infq.settings import Settings
+from producers.sdk import JobProducer, new_batch_id
+from schemas.jobs import JobRequest
+
+console = Console()
+
+_LINE_FIELDS = {"job_id", "task", "params", "priority", "metadata", "webhook_url"}
+
+
+def request_from_line(line: str, *, number: int, model: str, batch_id: str) -> JobRequest:
+    """One JSONL line → a request: ``{"text": ...}`` or ``{"input": {"text": ...}, ...}``."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as e:
+        raise typer.BadParameter(f"line {number}: not JSON ({e})") from e
+    if isinstance(obj, str):
+        obj = {"text": obj}
+    if not isinstance(obj, dict):
+        raise typer.BadParameter(f"line {number}: expected an object or a string")
+    fields: dict[str, Any] = {k: v for k, v in obj.items() if k in _LINE_FIELDS}
+    unknown = set(obj) - _LINE_FIELDS - {"text", "input"}
+    if unknown:
+        raise typer.BadParameter(f"line {number}: unknown fields {sorted(unknown)}")
+    source = obj.get("input", {"text": obj.get("text")})
+    try:
+        return JobRequest(model=model, input=source, batch_id=batch_id, **fields)
+    except ValidationError as e:
+        raise typer.BadParameter(f"line {number}: {e.errors()[0]['msg']}") from e
+
+
+def submit(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL, one job a line.")
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model for every job.")],
+    batch_id: Annotated[str | None, typer.Option(help="Batch id (generated if absent).")] = None,
+) -> None:
+    """Submit every line of FILE as a job; prints the batch id."""
+    settings = Settings()
+    batch = batch_id or new_batch_id()
+    lines = [ln for ln in file.read_text().splitlines() if ln.strip()]
+    requests = [
+        request_from_line(ln, number=n, model=model, batch_id=batch)
+        for n, ln in enumerate(lines, start=1)
+    ]
+    with (
+        JobProducer(settings.kafka, topic=settings.jobs_topic) as producer,
+        Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar,
+    ):
+        task = bar.add_task("submitting", total=len(requests))
+        producer.submit_requests(requests, on_sent=lambda n: bar.advance(task, n))
+    console.print(f"submitted {len(requests)} jobs; batch id: [bold]{batch}[/]")
+
+
+def status(
+    job_id: Annotated[str, typer.Argument(help="The job id (UUID).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print a job's status, error, timings and result."""
+    settings = Settings()
+    try:
+        key = uuid.UUID(job_id)
+    except ValueError as e:
+        raise typer.BadParameter(f"{job_id!r} is not a UUID") from e
+    engine = make_engine(settings.database, pool_size=1)
+    try:
+        with make_sessionmaker(engine)() as session:
+            job = job_rows.get(session, key)
+    finally:
+        engine.dispose()
+    if job is None:
+        console.print(f"[red]no job with id {job_id}[/]")
+        raise typer.Exit(2)
+    result = read_result(job, S3ResultStore.from_settings(settings))
+    view = event_for(job).model_dump(mode="json")
+    view["result"] = result
+    view["attempts"] = job.attempts
+    if as_json:
+        typer.echo(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
+        return
+    table = Table(show_header=False, title=f"job {job_id}")
+    for name in ("status", "model", "task", "model_revision", "batch_id", "batch_size", "attempts",
+                 "submitted_at", "started_at", "finished_at"):  # fmt: skip
+        table.add_row(name, str(view.get(name)))
+    if view["error"]:
+        table.add_row("error", f"{view['error']['code']}: {view['error']['message']}")
+    if view["result_ref"]:
+        ref = view["result_ref"]
+        table.add_row("stored at", f"{ref['uri']} bytes {ref['offset']}+{ref['length']}")
+    if result is not None:
+        table.add_row("result", _preview(result))
+    console.print(table)
+
+
+def _preview(result: Any) -> str:
+    if isinstance(result, list) and len(result) > 6:
+        head = ", ".join(f"{x:.4f}" if isinstance(x, float) else str(x) for x in result[:6])
+        return f"[{head}, …] ({len(result)} values)"
+    return orjson.dumps(result).decode()

@@ -1,0 +1,33 @@
+"""Completion events built from job rows: what ``infq.results`` and ``infq status`` show."""
+
+from __future__ import annotations
+
+from infq.db.models import Job
+from schemas.events import CompletionEvent, JobError, ResultRef
+from schemas.status import JobStatus
+
+
+def event_for(job: Job) -> CompletionEvent:
+    """The completion event of a (final) job row."""
+    error = None
+    if job.error_code:
+        error = JobError(code=job.error_code, message=job.error_message or "")
+    ref = None
+    if job.result_uri and job.result_offset is not None and job.result_length:
+        ref = ResultRef(uri=job.result_uri, offset=job.result_offset, length=job.result_length)
+    return CompletionEvent(
+        job_id=job.job_id,
+        batch_id=job.batch_id,
+        status=JobStatus(job.status),
+        model=job.model,
+        task=job.task,
+        model_revision=job.model_revision,
+        result=job.result_inline,
+        result_ref=ref,
+        error=error,
+        batch_size=job.batch_size,
+        submitted_at=job.submitted_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        metadata=job.metadata_ or {},
+    )

@@ -1,0 +1,189 @@
+"""Data access for jobs. Functions take a session and never commit: the caller's unit of
+work (a dispatch round, a worker batch) owns the transaction.
+
+Every write on the hot path is one statement for many jobs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from infq.db.models import Job
+from schemas.status import JobStatus
+
+_OPEN = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
+    """Insert job rows, skipping ids that exist; returns the ids actually inserted."""
+    if not rows:
+        return set()
+    stmt = insert(Job).values(list(rows)).on_conflict_do_nothing(index_elements=[Job.job_id])
+    return set(session.scalars(stmt.returning(Job.job_id)))
+
+
+def to_enqueue(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:
+    """Queued jobs among ``job_ids`` that no Celery message is known to carry yet.
+
+    That is the new ones plus any whose enqueue a crashed dispatcher never confirmed;
+    a redelivered duplicate of an enqueued job is not sent again.
+    """
+    ids = list(job_ids)
+    if not ids:
+        return []
+    stmt = select(Job).where(
+        Job.job_id.in_(ids), Job.status == JobStatus.QUEUED.value, Job.enqueued_at.is_(None)
+    )
+    return list(session.scalars(stmt))
+
+
+def mark_enqueued(session: Session, job_ids: Iterable[uuid.UUID]) -> None:
+    """Record that a Celery message carries these jobs."""
+    ids = list(job_ids)
+    if ids:
+        session.execute(
+            update(Job).where(Job.job_id.in_(ids)).values(enqueued_at=func.now()),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def claim(session: Session, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Mark open jobs running and count the attempt; returns those that may run.
+
+    Jobs already final (a duplicate message, a cancelled job) are not returned, which
+    is what keeps a redelivered message from computing a result twice.
+    """
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    stmt = (
+        update(Job)
+        .where(Job.job_id.in_(ids), Job.status.in_(_OPEN))
+        .values(
+            status=JobStatus.RUNNING.value,
+            started_at=func.now(),
+            attempts=Job.attempts + 1,
+        )
+        .returning(Job.job_id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(stmt))
+
+
+def final_unnotified(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:
+    """Final jobs among ``job_ids`` whose completion event was never confirmed."""
+    ids = list(job_ids)
+    if not ids:
+        return []
+    stmt = select(Job).where(
+        Job.job_id.in_(ids), Job.status.not_in(_OPEN), Job.notified_at.is_(None)
+    )
+    return list(session.scalars(stmt))
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The final state one worker batch writes for one job."""
+
+    job_id: uuid.UUID
+    status: JobStatus
+    batch_size: int
+    worker_batch_id: uuid.UUID
+    model_revision: str
+    result_inline: Any | None = None
+    result_uri: str | None = None
+    result_offset: int | None = None
+    result_length: int | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+_FINISH_SQL = text(
+    """
+    UPDATE jobs SET
+        status = f.status,
+        finished_at = now(),
+        batch_size = f.batch_size,
+        worker_batch_id = f.worker_batch_id,
+        model_revision = f.model_revision,
+        result_inline = f.result_inline,
+        result_uri = f.result_uri,
+        result_offset = f.result_offset,
+        result_length = f.result_length,
+        error_code = f.error_code,
+        error_message = f.error_message
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS f(
+        job_id uuid, status text, batch_size int, worker_batch_id uuid, model_revision text,
+        result_inline jsonb, result_uri text, result_offset bigint, result_length int,
+        error_code text, error_message text)
+    WHERE jobs.job_id = f.job_id AND jobs.status = 'running'
+    RETURNING jobs.job_id
+    """
+)
+
+
+def finish(session: Session, finishes: Sequence[Finish]) -> set[uuid.UUID]:
+    """Write final states in one statement; returns the ids that were still running.
+
+    The ``status = 'running'`` guard makes results exactly-once: when two deliveries of
+    one job race, only the first write lands and only it publishes an event.
+    """
+    if not finishes:
+        return set()
+    rows = [
+        {
+            "job_id": str(f.job_id),
+            "status": f.status.value,
+            "batch_size": f.batch_size,
+            "worker_batch_id": str(f.worker_batch_id),
+            "model_revision": f.model_revision,
+            "result_inline": f.result_inline,
+            "result_uri": f.result_uri,
+            "result_offset": f.result_offset,
+            "result_length": f.result_length,
+            "error_code": f.error_code,
+            "error_message": f.error_message,
+        }
+        for f in finishes
+    ]
+    payload = orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    return {uuid.UUID(str(r[0])) for r in session.execute(_FINISH_SQL, {"rows": payload})}
+
+
+def load(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:
+    """Job rows by id (any status)."""
+    ids = list(job_ids)
+    if not ids:
+        return []
+    return list(session.scalars(select(Job).where(Job.job_id.in_(ids))))
+
+
+def mark_notified(session: Session, job_ids: Iterable[uuid.UUID]) -> None:
+    """Record that the completion events of these jobs are on Kafka."""
+    ids = list(job_ids)
+    if ids:
+        session.execute(
+            update(Job).where(Job.job_id.in_(ids)).values(notified_at=func.now()),
+            execution_options={"synchronize_session": False},
+        )
+
+
+def get(session: Session, job_id: uuid.UUID) -> Job | None:
+    """One job, or None."""
+    return session.get(Job, job_id)
+
+
+def count_by_status(session: Session, *, batch_id: str | None = None) -> dict[str, int]:
+    """Jobs per status, for the whole table or one batch."""
+    stmt = select(Job.status, func.count()).group_by(Job.status)
+    if batch_id is not None:
+        stmt = stmt.where(Job.batch_id == batch_id)
+    return {status: int(n) for status, n in session.execute(stmt).tuples()}

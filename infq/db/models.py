@@ -1,0 +1,68 @@
+"""ORM tables. Separate from the wire models in ``schemas/``; Alembic owns the DDL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base; ``Base.metadata`` is Alembic's target."""
+
+
+class Job(Base):
+    """One job, from intake to its final status. The job id is the idempotency key."""
+
+    __tablename__ = "jobs"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    batch_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(128))
+    task: Mapped[str | None] = mapped_column(String(64))
+    model_revision: Mapped[str | None] = mapped_column(String(128))
+    priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    # The input is kept so that lost queue messages can be re-enqueued from Postgres.
+    input: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    metadata_: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, server_default=text("'{}'::jsonb")
+    )
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Where the record came from, for tracing a job back to Kafka.
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    worker_batch_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    batch_size: Mapped[int | None] = mapped_column(Integer)
+    result_inline: Mapped[Any | None] = mapped_column(JSONB)
+    result_uri: Mapped[str | None] = mapped_column(Text)
+    result_offset: Mapped[int | None] = mapped_column(BigInteger)
+    result_length: Mapped[int | None] = mapped_column(Integer)
+    # NULL until the completion event is confirmed on Kafka: lets a redelivery resend it.
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        Index("ix_jobs_batch_id_status", "batch_id", "status"),
+        # Small partial index: what is still in flight (status, backlog, re-enqueue).
+        Index(
+            "ix_jobs_open",
+            "status",
+            "created_at",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+    )

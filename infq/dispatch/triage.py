@@ -1,0 +1,170 @@
+"""Pure triage of Kafka records: each becomes an accepted job or a rejection with a reason.
+
+No Kafka, Postgres or Celery here; the dispatcher loop feeds records in and acts on the
+answer, so every rule about what a valid job is lives in one tested place.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from infq.errors import RejectedRecord
+from schemas.jobs import JobRequest, decode_job_request
+from workers.registry import ModelRegistry, ModelSpec
+
+# Namespace for job ids derived from a record's position when the producer sent none.
+RECORD_NAMESPACE = uuid.UUID("6f0e7c1a-3d4b-5e8f-9a0b-1c2d3e4f5a6b")
+
+
+@dataclass(frozen=True)
+class Record:
+    """What triage needs of a Kafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A valid job, normalised (canonical model name, task and params resolved)."""
+
+    job_id: uuid.UUID
+    request: JobRequest
+    spec: ModelSpec
+    task: str
+    params: dict[str, Any]
+    record: Record
+
+    def row(self) -> dict[str, Any]:
+        """The ``jobs`` row inserted for it."""
+        r = self.request
+        return {
+            "job_id": self.job_id,
+            "batch_id": r.batch_id,
+            "status": "queued",
+            "model": self.spec.name,
+            "task": self.task,
+            "model_revision": self.spec.revision,
+            "priority": r.priority,
+            "input": r.input.model_dump(),
+            "params": self.params,
+            "metadata_": r.metadata,
+            "webhook_url": str(r.webhook_url) if r.webhook_url else None,
+            "source_partition": self.record.partition,
+            "source_offset": self.record.offset,
+            "submitted_at": submitted_at(self.record),
+        }
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A refused record: the reason, and the job id when one could be recovered."""
+
+    code: str
+    message: str
+    job_id: uuid.UUID | None
+    record: Record
+    model: str | None = None
+    batch_id: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """The ``rejected`` jobs row (only when ``job_id`` is known)."""
+        return {
+            "job_id": self.job_id,
+            "batch_id": self.batch_id,
+            "status": "rejected",
+            "model": self.model or "",
+            "error_code": self.code,
+            "error_message": self.message,
+            "source_partition": self.record.partition,
+            "source_offset": self.record.offset,
+            "submitted_at": submitted_at(self.record),
+            "finished_at": datetime.now(UTC),
+        }
+
+    def raw_fields(self) -> dict[str, str | None]:
+        """The original value for the dead letter: as text when UTF-8, else base64."""
+        value = self.record.value or b""
+        try:
+            return {"raw": value.decode("utf-8"), "raw_base64": None}
+        except UnicodeDecodeError:
+            return {"raw": None, "raw_base64": base64.b64encode(value).decode()}
+
+
+def submitted_at(record: Record) -> datetime | None:
+    """When the producer sent the record (Kafka's timestamp)."""
+    if record.timestamp_ms is None or record.timestamp_ms < 0:
+        return None
+    return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+
+
+def derived_job_id(record: Record) -> uuid.UUID:
+    """A stable id for a record that carries none: redelivery maps to the same job."""
+    return uuid.uuid5(RECORD_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}")
+
+
+def triage_one(
+    record: Record, *, registry: ModelRegistry, max_record_bytes: int, max_input_bytes: int
+) -> Accepted | Rejection:
+    """Validate one record end to end."""
+    request: JobRequest | None = None
+    try:
+        if record.value is None:
+            raise RejectedRecord("invalid_record", "record has no value (tombstone)")
+        request = decode_job_request(record.value, max_record_bytes=max_record_bytes)
+        size = len(request.input.text.encode("utf-8"))
+        if size > max_input_bytes:
+            raise RejectedRecord(
+                "input_too_large",
+                f"input.text is {size} bytes; the limit is {max_input_bytes}",
+            )
+        spec, task, params = registry.check_job(
+            model=request.model, task=request.task, params=request.params
+        )
+    except RejectedRecord as e:
+        job_id = e.job_id
+        if request is not None:
+            job_id = str(request.job_id or derived_job_id(record))
+        return Rejection(
+            code=e.code,
+            message=e.message,
+            job_id=uuid.UUID(job_id) if job_id else None,
+            record=record,
+            model=request.model if request else None,
+            batch_id=request.batch_id if request else None,
+        )
+    return Accepted(
+        job_id=request.job_id or derived_job_id(record),
+        request=request,
+        spec=spec,
+        task=task,
+        params=params,
+        record=record,
+    )
+
+
+def triage(
+    records: list[Record], *, registry: ModelRegistry, max_record_bytes: int, max_input_bytes: int
+) -> tuple[list[Accepted], list[Rejection]]:
+    """Split records; a job id seen twice in one poll keeps its first record."""
+    accepted: dict[uuid.UUID, Accepted] = {}
+    rejected: list[Rejection] = []
+    for record in records:
+        outcome = triage_one(
+            record,
+            registry=registry,
+            max_record_bytes=max_record_bytes,
+            max_input_bytes=max_input_bytes,
+        )
+        if isinstance(outcome, Rejection):
+            rejected.append(outcome)
+        else:
+            accepted.setdefault(outcome.job_id, outcome)
+    return list(accepted.values()), rejected

@@ -1,0 +1,74 @@
+"""One error tree for infq.
+
+Every error infq raises on purpose derives from :class:`InfqError`, so callers can catch
+one type. Errors carry their data as attributes (not only in the message) so that
+handlers and logs can use them without parsing text.
+"""
+
+from __future__ import annotations
+
+
+class InfqError(Exception):
+    """Root of every error infq raises on purpose."""
+
+
+class ConfigurationError(InfqError):
+    """Settings are missing or unsafe; the message says which and how to fix it."""
+
+
+class StackError(InfqError):
+    """A local-stack service could not be started, checked or stopped."""
+
+    def __init__(self, service: str, message: str) -> None:
+        super().__init__(f"{service}: {message}")
+        self.service = service
+
+
+class RejectedRecord(InfqError):
+    """A Kafka record is not an acceptable job request.
+
+    ``code`` is a stable machine-readable reason (``invalid_json``, ``invalid_record``,
+    ``unknown_model``, ``unsupported_task``, ``input_too_large``, ``record_too_large``);
+    ``job_id`` is set when one could be recovered from the record, so the rejection can
+    be recorded against that job.
+    """
+
+    def __init__(self, code: str, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.job_id = job_id
+
+
+class UnknownModel(InfqError):
+    """A model name is not in the registry."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(f"unknown model {name!r}; known: {', '.join(known)}")
+        self.name = name
+        self.known = known
+
+
+class JobNotFound(InfqError):
+    """No job with this id exists."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
+class PermanentFailure(InfqError):
+    """A job failed in a way that retrying cannot fix (bad input for the model, ...)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+class RetryLater(InfqError):
+    """A transient failure: the work should be tried again after ``delay_s``."""
+
+    def __init__(self, message: str, *, delay_s: float) -> None:
+        super().__init__(message)
+        self.delay_s = delay_s

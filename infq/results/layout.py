@@ -1,0 +1,65 @@
+"""Pure layout of result payloads: one object per worker batch, one JSON line per job.
+
+A worker batch writes ``results/<yyyy>/<mm>/<dd>/<worker_batch_id>.jsonl`` once;
+each job's row keeps ``(uri, offset, length)`` of its line, so one job's result is one
+ranged GET and a whole batch is one PUT. Results under ``inline_max_bytes`` stay in
+Postgres instead and never touch S3.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def encode_result(job_id: uuid.UUID, result: Any) -> bytes:
+    """One job's line (without the newline)."""
+    return orjson.dumps({"job_id": str(job_id), "result": result}, option=_DUMP_OPTIONS)
+
+
+def inline_value(result: Any, *, inline_max_bytes: int) -> Any | None:
+    """The result as plain JSON when it is small enough to live in Postgres, else None."""
+    encoded = orjson.dumps(result, option=_DUMP_OPTIONS)
+    if len(encoded) > inline_max_bytes:
+        return None
+    return orjson.loads(encoded)
+
+
+def batch_key(*, worker_batch_id: uuid.UUID, at: datetime) -> str:
+    """Object key of a worker batch's payload file (dated, for lifecycle rules)."""
+    return f"results/{at:%Y/%m/%d}/{worker_batch_id}.jsonl"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where one job's line sits in a batch body."""
+
+    job_id: uuid.UUID
+    offset: int
+    length: int
+
+
+def build_body(entries: Sequence[tuple[uuid.UUID, Any]]) -> tuple[bytes, list[Span]]:
+    """Concatenate job lines into one JSONL body and record each line's byte span."""
+    parts: list[bytes] = []
+    spans: list[Span] = []
+    offset = 0
+    for job_id, result in entries:
+        line = encode_result(job_id, result)
+        spans.append(Span(job_id=job_id, offset=offset, length=len(line)))
+        parts.append(line)
+        parts.append(b"\n")
+        offset += len(line) + 1
+    return b"".join(parts), spans
+
+
+def parse_line(line: bytes) -> Any:
+    """The ``result`` of one job line."""
+    return orjson.loads(line)["result"]

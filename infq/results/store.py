@@ -1,0 +1,136 @@
+"""Where result payloads live: an interface and its adapters (S3, local filesystem).
+
+Both adapters speak ``uri`` strings (``s3://bucket/key`` or ``file:///path``) so a
+job row's pointer says which adapter reads it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlparse
+
+from infq.errors import InfqError
+
+if TYPE_CHECKING:
+    from infq.settings import Settings
+
+
+class ResultStoreError(InfqError):
+    """A payload could not be written or read."""
+
+    def __init__(self, uri: str, message: str) -> None:
+        super().__init__(f"{uri}: {message}")
+        self.uri = uri
+
+
+class ResultStore(Protocol):
+    """Writes whole batch objects and reads byte ranges of them."""
+
+    def put(self, key: str, body: bytes) -> str:
+        """Store ``body`` under ``key``; returns its uri."""
+        ...
+
+    def get_range(self, uri: str, *, offset: int, length: int) -> bytes:
+        """``length`` bytes of the object at ``uri`` starting at ``offset``."""
+        ...
+
+    def ensure_ready(self) -> None:
+        """Create the bucket/folder if needed (called by ``infq init``)."""
+        ...
+
+
+class S3ResultStore:
+    """S3 or any S3-compatible endpoint (MinIO, moto) through boto3."""
+
+    def __init__(self, client: Any, *, bucket: str) -> None:
+        self._client = client
+        self.bucket = bucket
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3ResultStore:
+        """Build the boto3 client from settings (no network call yet)."""
+        import boto3
+        from botocore.config import Config
+
+        secret = settings.s3_secret_access_key
+        client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=secret.get_secret_value() if secret else None,
+            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+        )
+        return cls(client, bucket=settings.s3_bucket)
+
+    def put(self, key: str, body: bytes) -> str:
+        """One PUT for a whole worker batch."""
+        self._client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
+        )
+        return f"s3://{self.bucket}/{key}"
+
+    def get_range(self, uri: str, *, offset: int, length: int) -> bytes:
+        """One ranged GET."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3":
+            raise ResultStoreError(uri, "not an s3:// uri")
+        answer = self._client.get_object(
+            Bucket=parsed.netloc,
+            Key=parsed.path.lstrip("/"),
+            Range=f"bytes={offset}-{offset + length - 1}",
+        )
+        data: bytes = answer["Body"].read()
+        return data
+
+    def ensure_ready(self) -> None:
+        """Create the bucket when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self._client.create_bucket(Bucket=self.bucket)
+
+    def presign(self, uri: str, *, expires_s: int = 3600) -> str:
+        """A presigned GET URL for the whole batch object."""
+        parsed = urlparse(uri)
+        url: str = self._client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": parsed.netloc, "Key": parsed.path.lstrip("/")},
+            ExpiresIn=expires_s,
+        )
+        return url
+
+
+class FileResultStore:
+    """Payloads as files under a root folder: for single-machine use and unit tests."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def put(self, key: str, body: bytes) -> str:
+        """Write atomically (temp file + rename) so readers never see half a batch."""
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(body)
+        tmp.replace(path)
+        return path.as_uri()
+
+    def get_range(self, uri: str, *, offset: int, length: int) -> bytes:
+        """Read the span from the file."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "file":
+            raise ResultStoreError(uri, "not a file:// uri")
+        path = Path(parsed.path)
+        if self.root not in path.resolve().parents:
+            raise ResultStoreError(uri, f"outside the store root {self.root}")
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read(length)
+
+    def ensure_ready(self) -> None:
+        """Create the root folder."""
+        self.root.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,177 @@
+"""Typed settings, read once in an entry point and passed down.
+
+Every value comes from an ``INFQ_*`` environment variable. Service URLs that are not
+set fall back to what ``infq stack up`` recorded in ``<stack_dir>/stack.json``, so a
+local checkout needs no configuration while production points each service at an
+external URL.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from infq.errors import ConfigurationError
+
+STACK_FILE_NAME = "stack.json"
+
+
+class Environment(StrEnum):
+    """Where infq runs; production refuses the local stack's unsafe defaults."""
+
+    LOCAL = "local"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """All infq settings. Names carry their units."""
+
+    model_config = SettingsConfigDict(env_prefix="INFQ_", extra="forbid", frozen=True)
+
+    environment: Environment = Environment.LOCAL
+    stack_dir: Path = Path(".infq")
+    # Local stack ports; 0 picks a free port at first start and keeps it afterwards.
+    stack_kafka_port: int = Field(default=0, ge=0, le=65535)
+    stack_postgres_port: int = Field(default=0, ge=0, le=65535)
+    stack_redis_port: int = Field(default=0, ge=0, le=65535)
+    stack_s3_port: int = Field(default=0, ge=0, le=65535)
+
+    # --- service URLs (None: use the local stack's, see module docstring) ---
+    kafka_bootstrap: str | None = None
+    database_url: str | None = None
+    broker_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "infq-results"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+
+    # --- Kafka contract ---
+    jobs_topic: str = "infq.jobs"
+    results_topic: str = "infq.results"
+    dlq_topic: str = "infq.jobs.dlq"
+    topic_partitions: int = Field(default=4, ge=1)
+    consumer_group: str = "infq-dispatcher"
+    # Short: Tansu answers JoinGroup after about half the session timeout.
+    kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
+    poll_max_records: int = Field(default=500, ge=1)
+    poll_timeout_ms: int = Field(default=200, ge=1)
+
+    # --- limits on what a job may be ---
+    max_input_bytes: int = Field(default=64 * 1024, ge=1)
+    max_record_bytes: int = Field(default=1024 * 1024, ge=1)
+
+    # --- batching ---
+    max_batch_size: int = Field(default=64, ge=1, description="Jobs in one model forward pass.")
+    max_wait_ms: int = Field(default=50, ge=1, description="Longest a job waits for a batch.")
+    dispatch_chunk_size: int = Field(
+        default=16, ge=1, description="Jobs carried by one Celery message."
+    )
+
+    # --- results ---
+    inline_result_max_bytes: int = Field(default=1024, ge=0)
+
+    # --- worker ---
+    device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
+    worker_concurrency: int = Field(default=1, ge=1)
+    # Redis redelivers an unacknowledged message after this long (a killed worker's work).
+    visibility_timeout_s: int = Field(default=300, ge=10)
+
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment wins; the local stack's recorded URLs fill what is left."""
+        return (init_settings, env_settings, StackFileSource(settings_cls, env_settings))
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            missing = [
+                name
+                for name in ("kafka_bootstrap", "database_url", "broker_url")
+                if getattr(self, name) is None
+            ]
+            if missing:
+                names = ", ".join(f"INFQ_{n.upper()}" for n in missing)
+                raise ValueError(f"production needs explicit service URLs: set {names}")
+        return self
+
+    # --- required accessors: a clear error instead of a None deep inside a client ---
+    def require(self, name: str) -> str:
+        """The value of a service-URL setting, or a ConfigurationError saying how to set it."""
+        value = getattr(self, name)
+        if value is None:
+            raise ConfigurationError(
+                f"INFQ_{name.upper()} is not set and no local stack is recorded in "
+                f"{self.stack_dir / STACK_FILE_NAME}: run `infq stack up` or set it"
+            )
+        return str(value)
+
+    @property
+    def kafka(self) -> str:
+        """Kafka bootstrap servers."""
+        return self.require("kafka_bootstrap")
+
+    @property
+    def database(self) -> str:
+        """SQLAlchemy database URL."""
+        return self.require("database_url")
+
+    @property
+    def broker(self) -> str:
+        """Celery broker URL (Redis)."""
+        return self.require("broker_url")
+
+    @property
+    def stack_file(self) -> Path:
+        """Where the local stack records its services."""
+        return self.stack_dir / STACK_FILE_NAME
+
+    def model_queue(self, model: str) -> str:
+        """The Celery queue that carries jobs for one model."""
+        return f"infq.model.{model}"
+
+
+class StackFileSource(PydanticBaseSettingsSource):
+    """Reads service URLs recorded by ``infq stack up``; lowest priority."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        """Unused: values are produced all at once by ``__call__``."""
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        stack_dir = Path(".infq")
+        if isinstance(self._env, EnvSettingsSource):
+            stack_dir = Path(self._env().get("stack_dir", stack_dir))
+        path = stack_dir / STACK_FILE_NAME
+        if not path.is_file():
+            return {}
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return {}
+        urls = recorded.get("urls", {})
+        return {k: v for k, v in urls.items() if k in self.settings_cls.model_fields}

@@ -1,0 +1,114 @@
+"""The job request: one JSON object per Kafka record on ``infq.jobs``.
+
+The model is strict (unknown fields are refused) so that a typo such as ``"modle"`` is
+reported instead of silently ignored. ``job_id`` may be omitted by hand-written
+producers; the dispatcher then derives a stable one from the record's position.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+from uuid import UUID
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+from infq.errors import RejectedRecord
+
+SCHEMA_VERSION = 1
+
+
+class TextInput(BaseModel):
+    """Input of a text task (``embed``, ``echo``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str = Field(min_length=1, description="The text to process (UTF-8).")
+
+
+class JobRequest(BaseModel):
+    """One inference job as submitted by a producer."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="infq job request",
+        json_schema_extra={
+            "examples": [
+                {
+                    "schema_version": 1,
+                    "job_id": "0b7f3c9e-4a4e-4f57-9a53-2f1f5f1d2c11",
+                    "model": "all-MiniLM-L6-v2",
+                    "input": {"text": "It was the best of times."},
+                    "batch_id": "nightly-2026-11-21",
+                    "priority": 0,
+                    "metadata": {"source": "crm"},
+                }
+            ]
+        },
+    )
+
+    schema_version: Literal[1] = Field(default=1, description="Version of this contract.")
+    job_id: UUID | None = Field(
+        default=None,
+        description="Idempotency key. Producers generate a UUID; when absent the dispatcher "
+        "derives one from the record's topic, partition and offset.",
+    )
+    model: str = Field(min_length=1, max_length=128, description="Registered model name.")
+    task: str | None = Field(
+        default=None, max_length=64, description="Task of the model; its default when absent."
+    )
+    input: TextInput
+    batch_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="Groups jobs into a named batch.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Model-specific options.")
+    webhook_url: HttpUrl | None = Field(default=None, description="Called when the job is final.")
+    priority: int = Field(default=0, ge=0, le=9, description="0 (normal) to 9 (most urgent).")
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Opaque to infq; echoed in the completion event."
+    )
+
+
+def _recover_job_id(obj: object) -> str | None:
+    """A job id worth recording a rejection against, if the record carries a valid one."""
+    if isinstance(obj, dict):
+        raw = obj.get("job_id")
+        if isinstance(raw, str):
+            try:
+                return str(UUID(raw))
+            except ValueError:
+                return None
+    return None
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:5]:
+        where = ".".join(str(p) for p in item["loc"]) or "(record)"
+        parts.append(f"{where}: {item['msg']}")
+    more = error.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def decode_job_request(raw: bytes, *, max_record_bytes: int) -> JobRequest:
+    """Parse and validate one record value; :class:`RejectedRecord` says what is wrong."""
+    if len(raw) > max_record_bytes:
+        raise RejectedRecord(
+            "record_too_large",
+            f"record is {len(raw)} bytes; the limit is {max_record_bytes}",
+        )
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise RejectedRecord("invalid_json", f"record is not JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise RejectedRecord("invalid_record", "record must be a JSON object")
+    try:
+        return JobRequest.model_validate(obj)
+    except ValidationError as e:
+        raise RejectedRecord("invalid_record", _describe(e), job_id=_recover_job_id(obj)) from e

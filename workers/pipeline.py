@@ -1,0 +1,176 @@
+"""One worker flush as a unit of work: claim → compute in model batches → store → finish
+→ announce. Each step is one round trip for the whole flush, never one per job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from infq.completion import event_for
+from infq.db import jobs as job_rows
+from infq.db.jobs import Finish
+from infq.db.models import Job
+from infq.errors import PermanentFailure
+from infq.results.layout import batch_key, build_body, inline_value
+from schemas.status import JobStatus
+from workers.batching import Outcome, params_key, plan_batches, run_bisecting
+from workers.context import WorkerContext
+from workers.messages import WorkItem
+from workers.registry import Model
+
+log = logging.getLogger("infq.worker")
+
+
+@dataclass
+class FlushReport:
+    """What one flush did."""
+
+    worker_batch_id: uuid.UUID
+    received: int = 0
+    claimed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    model_batches: list[int] = field(default_factory=list)
+    republished: int = 0
+    compute_s: float = 0.0
+
+
+def process(ctx: WorkerContext, items: Sequence[WorkItem]) -> FlushReport:
+    """Run one flush of work items end to end. Safe to repeat for the same items."""
+    report = FlushReport(worker_batch_id=uuid.uuid4(), received=len(items))
+    unique = {i.job_id: i for i in items}
+    ids = [uuid.UUID(j) for j in unique]
+    with ctx.sessions.begin() as session:
+        claimed = job_rows.claim(session, ids)
+        # Final jobs whose event a crash may have swallowed: announce them again.
+        stale = job_rows.final_unnotified(session, [i for i in ids if i not in claimed])
+    report.claimed = len(claimed)
+    runnable = [i for i in unique.values() if uuid.UUID(i.job_id) in claimed]
+
+    outcomes, sizes = _compute(ctx, runnable, report)
+    finishes = _store(ctx, outcomes, sizes, report.worker_batch_id)
+    with ctx.sessions.begin() as session:
+        done = job_rows.finish(session, finishes)
+        finished = job_rows.load(session, done)
+    _announce(ctx, [*finished, *stale])
+    report.succeeded = sum(1 for f in finishes if f.status is JobStatus.SUCCEEDED)
+    report.failed = len(finishes) - report.succeeded
+    report.republished = len(stale)
+    log.info(
+        "flush worker_batch_id=%s received=%d claimed=%d model_batches=%s succeeded=%d "
+        "failed=%d compute_s=%.3f",
+        report.worker_batch_id,
+        report.received,
+        report.claimed,
+        report.model_batches,
+        report.succeeded,
+        report.failed,
+        report.compute_s,
+    )
+    return report
+
+
+def _compute(
+    ctx: WorkerContext, items: list[WorkItem], report: FlushReport
+) -> tuple[list[Outcome[WorkItem, Any]], dict[str, int]]:
+    """Run the model once per planned batch; returns outcomes and each job's batch size."""
+    outcomes: list[Outcome[WorkItem, Any]] = []
+    sizes: dict[str, int] = {}
+    batches = plan_batches(
+        items,
+        max_batch_size=ctx.settings.max_batch_size,
+        group_of=lambda i: (i.model, i.task, params_key(i.params)),
+        length_of=lambda i: len(i.text),
+    )
+    started = time.monotonic()
+    for batch in batches:
+        first = batch[0]
+        model = ctx.models.get(first.model)
+        for item in batch:
+            sizes[item.job_id] = len(batch)
+        report.model_batches.append(len(batch))
+        if model is None:
+            failure = PermanentFailure(
+                "model_not_loaded", f"this worker does not serve model {first.model!r}"
+            )
+            outcomes.extend(Outcome(item=i, error=failure) for i in batch)
+            continue
+        outcomes.extend(run_bisecting(batch, _predictor(model, first)))
+    report.compute_s = time.monotonic() - started
+    return outcomes, sizes
+
+
+def _predictor(model: Model, first: WorkItem) -> Callable[[Sequence[WorkItem]], list[Any]]:
+    """A batch call for items sharing ``first``'s model, task and params."""
+
+    def predict(batch: Sequence[WorkItem]) -> list[Any]:
+        return model.predict(first.task, [i.text for i in batch], first.params)
+
+    return predict
+
+
+def _store(
+    ctx: WorkerContext,
+    outcomes: list[Outcome[WorkItem, Any]],
+    sizes: dict[str, int],
+    worker_batch_id: uuid.UUID,
+) -> list[Finish]:
+    """Small results inline; the rest in one object for the whole flush (one PUT)."""
+    finishes: list[Finish] = []
+    large: dict[uuid.UUID, tuple[Finish, Any]] = {}
+    revisions = {name: ctx.registry.get(name).revision for name in ctx.models}
+    for o in outcomes:
+        done = Finish(
+            job_id=uuid.UUID(o.item.job_id),
+            status=JobStatus.SUCCEEDED,
+            batch_size=sizes[o.item.job_id],
+            worker_batch_id=worker_batch_id,
+            model_revision=revisions.get(o.item.model, "unknown"),
+        )
+        if o.error is not None:
+            finishes.append(
+                replace(
+                    done,
+                    status=JobStatus.FAILED,
+                    error_code=o.error.code,
+                    error_message=o.error.message,
+                )
+            )
+            continue
+        small = inline_value(o.result, inline_max_bytes=ctx.settings.inline_result_max_bytes)
+        if small is not None:
+            finishes.append(replace(done, result_inline=small))
+        else:
+            large[done.job_id] = (done, o.result)
+    if large:
+        body, spans = build_body([(job_id, result) for job_id, (_, result) in large.items()])
+        key = batch_key(worker_batch_id=worker_batch_id, at=datetime.now(UTC))
+        uri = ctx.store.put(key, body)
+        finishes.extend(
+            replace(
+                large[s.job_id][0], result_uri=uri, result_offset=s.offset, result_length=s.length
+            )
+            for s in spans
+        )
+    return finishes
+
+
+def _announce(ctx: WorkerContext, jobs: list[Job]) -> None:
+    """Publish completion events, wait for Kafka, then record them as sent."""
+    if not jobs:
+        return
+    topic = ctx.settings.results_topic
+    for job in jobs:
+        event = event_for(job).model_dump(mode="json")
+        ctx.producer.send(topic, key=str(job.job_id).encode(), value=orjson.dumps(event))
+    ctx.producer.flush()
+    with ctx.sessions.begin() as session:
+        job_rows.mark_notified(session, [j.job_id for j in jobs])
