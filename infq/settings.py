@@ -17,7 +17,6 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
@@ -100,7 +99,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """Environment wins; the local stack's recorded URLs fill what is left."""
-        return (init_settings, env_settings, StackFileSource(settings_cls, env_settings))
+        stack = StackFileSource(settings_cls, init=init_settings, env=env_settings)
+        return (init_settings, env_settings, stack)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Settings:
@@ -154,8 +154,15 @@ class Settings(BaseSettings):
 class StackFileSource(PydanticBaseSettingsSource):
     """Reads service URLs recorded by ``infq stack up``; lowest priority."""
 
-    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+    def __init__(
+        self,
+        settings_cls: type[BaseSettings],
+        *,
+        init: PydanticBaseSettingsSource,
+        env: PydanticBaseSettingsSource,
+    ) -> None:
         super().__init__(settings_cls)
+        self._init = init
         self._env = env
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
@@ -163,10 +170,11 @@ class StackFileSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        stack_dir = Path(".infq")
-        if isinstance(self._env, EnvSettingsSource):
-            stack_dir = Path(self._env().get("stack_dir", stack_dir))
-        path = stack_dir / STACK_FILE_NAME
+        given = {**self._env(), **self._init()}
+        # Production never falls back to a local stack someone left on the machine.
+        if str(given.get("environment", Environment.LOCAL)) == Environment.PRODUCTION.value:
+            return {}
+        path = Path(given.get("stack_dir", ".infq")) / STACK_FILE_NAME
         if not path.is_file():
             return {}
         try:

@@ -23,11 +23,19 @@ _OPEN = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
 
 
 def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
-    """Insert job rows, skipping ids that exist; returns the ids actually inserted."""
-    if not rows:
-        return set()
-    stmt = insert(Job).values(list(rows)).on_conflict_do_nothing(index_elements=[Job.job_id])
-    return set(session.scalars(stmt.returning(Job.job_id)))
+    """Insert job rows, skipping ids that exist; returns the ids actually inserted.
+
+    One multi-row statement per row shape (accepted and rejected rows carry different
+    columns; the others keep their server defaults).
+    """
+    shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row in rows:
+        shapes.setdefault(frozenset(row), []).append(row)
+    inserted: set[uuid.UUID] = set()
+    for same in shapes.values():
+        stmt = insert(Job).values(same).on_conflict_do_nothing(index_elements=[Job.job_id])
+        inserted |= set(session.scalars(stmt.returning(Job.job_id)))
+    return inserted
 
 
 def to_enqueue(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:

@@ -50,6 +50,7 @@ class Services:
     """The dispatcher and worker processes the demo runs."""
 
     processes: list[subprocess.Popen[bytes]]
+    logs_dir: Path
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -67,13 +68,14 @@ class Services:
                         stdin=subprocess.DEVNULL,
                     )
                 )
-        return cls(processes)
+        return cls(processes, logs)
 
     def check(self) -> None:
         """Fail loudly if a process died."""
         for p in self.processes:
             if p.poll() is not None:
-                raise RuntimeError(f"{' '.join(map(str, p.args))} exited with {p.returncode}")
+                log = f"{self.logs_dir}/demo-*.log"
+                raise RuntimeError(f"a demo process exited with {p.returncode}; see {log}")
 
     def stop(self) -> None:
         """SIGTERM and wait (a worker finishes its current batch first)."""

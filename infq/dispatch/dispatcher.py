@@ -82,8 +82,20 @@ class Dispatcher:
     def run(self) -> None:
         """Poll and dispatch until :meth:`stop`."""
         log.info("dispatcher started topic=%s", self.settings.jobs_topic)
+        failures = 0
         while not self._stop.is_set():
-            report = self.run_once()
+            try:
+                report = self.run_once()
+            except Exception:
+                # Postgres, Redis or Kafka is away: nothing of this round is committed,
+                # so rewind to the committed offsets and try again after a pause.
+                failures += 1
+                delay_s = min(30.0, 0.5 * 2**failures)
+                log.exception("round failed; retrying in %.1f s", delay_s)
+                self._stop.wait(delay_s)
+                self._rewind()
+                continue
+            failures = 0
             if report.records:
                 log.info(
                     "round records=%d inserted=%d enqueued=%d messages=%d rejected=%d",
@@ -93,6 +105,18 @@ class Dispatcher:
                     report.messages,
                     report.rejected,
                 )
+
+    def _rewind(self) -> None:
+        """Seek every assigned partition back to its committed offset (redelivery)."""
+        try:
+            for tp in self.consumer.assignment():
+                committed = self.consumer.committed(tp)
+                if committed is None:
+                    self.consumer.seek_to_beginning(tp)
+                else:
+                    self.consumer.seek(tp, committed)
+        except Exception:
+            log.exception("could not rewind; the group rebalance will redeliver")
 
     def run_once(self) -> RoundReport:
         """One poll → durable → enqueued → committed round."""

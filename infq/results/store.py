@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from infq.errors import InfqError
 
@@ -112,7 +113,9 @@ class FileResultStore:
 
     def put(self, key: str, body: bytes) -> str:
         """Write atomically (temp file + rename) so readers never see half a batch."""
-        path = self.root / key
+        path = (self.root / key).resolve()
+        if self.root not in path.parents:
+            raise ResultStoreError(key, f"key leaves the store root {self.root}")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(body)
@@ -124,7 +127,9 @@ class FileResultStore:
         parsed = urlparse(uri)
         if parsed.scheme != "file":
             raise ResultStoreError(uri, "not a file:// uri")
-        path = Path(parsed.path)
+        if parsed.netloc not in ("", "localhost"):
+            raise ResultStoreError(uri, "file uri on another host")
+        path = Path(url2pathname(parsed.path))
         if self.root not in path.resolve().parents:
             raise ResultStoreError(uri, f"outside the store root {self.root}")
         with path.open("rb") as f:

@@ -162,7 +162,8 @@ def test_params_key_ignores_insertion_order(params: dict[str, object]) -> None:
 
 
 def test_params_key_sorts_nested_dicts_and_tells_values_apart() -> None:
-    assert params_key({"b": {"y": 1, "x": 2}, "a": 0}) == params_key({"a": 0, "b": {"x": 2, "y": 1}})
+    nested = {"b": {"y": 1, "x": 2}, "a": 0}
+    assert params_key(nested) == params_key({"a": 0, "b": {"x": 2, "y": 1}})
     assert params_key({"upper": True}) != params_key({"upper": False})
     assert params_key({"upper": True}) != params_key({"upper": 1})
     assert params_key({}) != params_key({"upper": False})

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from infq.errors import ConfigurationError
+from infq.errors import ConfigurationError, PermanentFailure
 
 # From the model's sentence_bert_config.json: longer inputs are truncated, as in
 # sentence-transformers.
@@ -45,6 +45,8 @@ class MiniLM:
     def predict(self, task: str, texts: Sequence[str], params: dict[str, Any]) -> list[Any]:
         """One float32 vector per text, in order."""
         vectors = self.embed(list(texts), normalize=bool(params.get("normalize", True)))
+        if not np.isfinite(vectors).all():
+            raise PermanentFailure("non_finite_output", "the model produced NaN or infinity")
         return list(vectors)
 
     def embed(self, texts: list[str], *, normalize: bool = True) -> np.ndarray[Any, Any]:

@@ -1,0 +1,141 @@
+"""Helpers for integration tests: real processes, real topics, polling with deadlines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from infq.db.models import Job
+from infq.settings import Settings
+from schemas.status import FINAL_STATUSES
+
+
+def unique(prefix: str) -> str:
+    """A name no other test (or earlier run) uses."""
+    return f"{prefix}.{uuid.uuid4().hex[:10]}"
+
+
+class InfqProcess:
+    """``python -m infq <command>`` as a real child process with its own env and log."""
+
+    def __init__(self, command: list[str], *, env: dict[str, str], log_path: Path) -> None:
+        self.command = command
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "infq", *command],
+                env={**os.environ, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def kill_hard(self) -> None:
+        """kill -9, as a crash would."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not exit."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of its log, for assertion messages."""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_for(
+    check: Callable[[], bool], *, timeout_s: float, what: str, poll_s: float = 0.2
+) -> None:
+    """Poll ``check`` until true; fail with ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(poll_s)
+
+
+def jobs_by_id(sessions: sessionmaker[Session], ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Job]:
+    """Current rows for ``ids``."""
+    wanted = list(ids)
+    with sessions() as session:
+        rows = session.scalars(select(Job).where(Job.job_id.in_(wanted)))
+        return {r.job_id: r for r in rows}
+
+
+def wait_final(
+    sessions: sessionmaker[Session], ids: Iterable[uuid.UUID], *, timeout_s: float = 120
+) -> dict[uuid.UUID, Job]:
+    """Wait until every job in ``ids`` exists and is final; returns the rows."""
+    wanted = set(ids)
+    rows: dict[uuid.UUID, Job] = {}
+
+    def done() -> bool:
+        nonlocal rows
+        rows = jobs_by_id(sessions, wanted)
+        return len(rows) == len(wanted) and all(r.status in FINAL_STATUSES for r in rows.values())
+
+    wait_for(done, timeout_s=timeout_s, what=f"{len(wanted)} jobs to be final", poll_s=0.3)
+    return rows
+
+
+def send_raw(settings: Settings, topic: str, values: list[bytes | None]) -> None:
+    """Produce raw record values (any bytes), as a foreign Kafka client would."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka, acks="all")
+    try:
+        for value in values:
+            producer.send(topic, value=value)
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def read_topic(
+    settings: Settings,
+    topic: str,
+    *,
+    until: Callable[[list[dict[str, Any]]], bool],
+    timeout_s: float,
+) -> list[dict[str, Any]]:
+    """Read a topic from the start (no group) until ``until(messages)`` or the timeout."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=500,
+    )
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        from kafka import TopicPartition
+
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        consumer.seek_to_beginning()
+        messages: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                messages.extend(orjson.loads(r.value) for r in batch)
+            if until(messages):
+                break
+        return messages
+    finally:
+        consumer.close()

@@ -1,0 +1,154 @@
+"""Where :class:`infq.settings.Settings` takes its values from, and what it refuses."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from infq.errors import ConfigurationError
+from infq.settings import Environment, Settings
+
+
+@pytest.fixture
+def stack_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A clean environment: no INFQ_* vars, and a stack dir that holds no stack.json yet."""
+    for name in list(os.environ):
+        if name.upper().startswith("INFQ_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "stack"
+    folder.mkdir()
+    monkeypatch.setenv("INFQ_STACK_DIR", str(folder))
+    return folder
+
+
+def _record_stack(stack_dir: Path, urls: dict[str, Any]) -> None:
+    (stack_dir / "stack.json").write_text(json.dumps({"urls": urls}), encoding="utf-8")
+
+
+def test_env_vars_with_the_prefix_override_defaults(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_MAX_BATCH_SIZE", "8")
+    monkeypatch.setenv("INFQ_KAFKA_BOOTSTRAP", "broker:9092")
+    monkeypatch.setenv("MAX_WAIT_MS", "999")  # no prefix: ignored
+
+    settings = Settings()
+
+    assert settings.stack_dir == stack_dir
+    assert settings.max_batch_size == 8
+    assert settings.max_wait_ms == 50
+    assert settings.kafka == "broker:9092"
+
+
+def test_an_out_of_range_env_value_is_refused(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_MAX_BATCH_SIZE", "0")
+    with pytest.raises(ValidationError, match="max_batch_size"):
+        Settings()
+
+
+def test_an_unknown_setting_is_refused(stack_dir: Path) -> None:
+    typo: dict[str, Any] = {"max_batch_sise": 8}
+    with pytest.raises(ValidationError, match="max_batch_sise"):
+        Settings(**typo)
+
+
+def test_require_names_the_env_var_when_nothing_is_set(stack_dir: Path) -> None:
+    settings = Settings()
+    assert settings.kafka_bootstrap is None
+    with pytest.raises(ConfigurationError, match="INFQ_KAFKA_BOOTSTRAP") as caught:
+        _ = settings.kafka
+    assert str(stack_dir / "stack.json") in str(caught.value)
+    with pytest.raises(ConfigurationError, match="INFQ_DATABASE_URL"):
+        _ = settings.database
+
+
+def test_recorded_stack_urls_fill_unset_values(stack_dir: Path) -> None:
+    _record_stack(stack_dir, {"kafka_bootstrap": "h:1", "broker_url": "redis://h:2/0"})
+    settings = Settings()
+    assert settings.kafka == "h:1"
+    assert settings.broker == "redis://h:2/0"
+    assert settings.database_url is None
+
+
+def test_env_wins_over_the_recorded_stack(stack_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _record_stack(stack_dir, {"kafka_bootstrap": "h:1"})
+    monkeypatch.setenv("INFQ_KAFKA_BOOTSTRAP", "env:9")
+    assert Settings().kafka == "env:9"
+
+
+def test_unknown_or_unreadable_stack_files_are_ignored(stack_dir: Path) -> None:
+    _record_stack(stack_dir, {"kafka_bootstrap": "h:1", "not_a_setting": "x"})
+    assert Settings().kafka == "h:1"
+    (stack_dir / "stack.json").write_text("{not json", encoding="utf-8")
+    assert Settings().kafka_bootstrap is None
+
+
+def test_stack_json_in_another_folder_is_not_read(stack_dir: Path, tmp_path: Path) -> None:
+    # The default .infq/ of the working directory is not consulted once INFQ_STACK_DIR is set.
+    (tmp_path / ".infq").mkdir()
+    _record_stack(tmp_path / ".infq", {"kafka_bootstrap": "h:1"})
+    assert Settings().kafka_bootstrap is None
+
+
+def test_production_without_service_urls_is_refused(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_ENVIRONMENT", "production")
+    monkeypatch.setenv("INFQ_KAFKA_BOOTSTRAP", "kafka:9092")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    message = str(caught.value)
+    assert "INFQ_DATABASE_URL" in message
+    assert "INFQ_BROKER_URL" in message
+    assert "INFQ_KAFKA_BOOTSTRAP" not in message
+
+
+def test_production_with_service_urls_is_accepted(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_ENVIRONMENT", "production")
+    monkeypatch.setenv("INFQ_KAFKA_BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("INFQ_DATABASE_URL", "postgresql+psycopg://db/infq")
+    monkeypatch.setenv("INFQ_BROKER_URL", "redis://redis:6379/0")
+    settings = Settings()
+    assert settings.environment is Environment.PRODUCTION
+    assert settings.database == "postgresql+psycopg://db/infq"
+
+
+def test_model_queue_is_named_after_the_model(stack_dir: Path) -> None:
+    assert Settings().model_queue("echo") == "infq.model.echo"
+
+
+def test_production_ignores_a_local_stack_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack_dir = tmp_path / "stack"
+    stack_dir.mkdir()
+    (stack_dir / "stack.json").write_text('{"urls": {"kafka_bootstrap": "127.0.0.1:1"}}')
+    monkeypatch.chdir(tmp_path)
+    for name in ("INFQ_KAFKA_BOOTSTRAP", "INFQ_DATABASE_URL", "INFQ_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INFQ_STACK_DIR", str(stack_dir))
+    monkeypatch.setenv("INFQ_ENVIRONMENT", "production")
+    with pytest.raises(ValueError, match="production needs explicit service URLs"):
+        Settings()
+
+
+def test_stack_dir_given_as_argument_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack_dir = tmp_path / "other"
+    stack_dir.mkdir()
+    (stack_dir / "stack.json").write_text('{"urls": {"kafka_bootstrap": "h:2"}}')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INFQ_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.delenv("INFQ_STACK_DIR", raising=False)
+    assert Settings(stack_dir=stack_dir).kafka == "h:2"
