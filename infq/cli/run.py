@@ -89,10 +89,11 @@ def worker(
 
 def flower(
     port: Annotated[int, typer.Option(help="Port of the Flower dashboard.")] = 5555,
+    address: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
     """Run the Flower dashboard on the Celery broker (workers, tasks, queues)."""
     settings = Settings()
     configure(settings.log_level)
     registry = default_registry()
     app = create_app(settings, models=registry.names)
-    app.start(["celery", "flower", f"--port={port}", "--address=127.0.0.1"])
+    app.start(["flower", f"--port={port}", f"--address={address}"])

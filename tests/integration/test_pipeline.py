@@ -15,7 +15,7 @@ from infq.results.fetch import read_result
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from producers.sdk import JobProducer
-from tests.integration.harness import InfqProcess, read_topic, unique, wait_final
+from tests.integration.harness import InfqProcess, completion_events, unique, wait_final
 
 pytestmark = pytest.mark.integration
 
@@ -60,16 +60,10 @@ def test_round_trip_with_the_real_model(
         assert cosine >= 0.9999, cosine
 
     # And a completion event for each job is on the results topic, pointing at S3
-    wanted = {str(i) for i in ids}
-    events = read_topic(
-        settings,
-        settings.results_topic,
-        until=lambda ms: wanted <= {m["job_id"] for m in ms},
-        timeout_s=30,
-    )
-    ours = [e for e in events if e["job_id"] in wanted]
-    assert {e["job_id"] for e in ours} == wanted
-    assert all(e["status"] == "succeeded" and e["result_ref"]["uri"] for e in ours)
+    events = completion_events(settings, ids)
+    assert set(events) == {str(i) for i in ids}
+    for found in events.values():
+        assert all(e["status"] == "succeeded" and e["result_ref"]["uri"] for e in found)
 
 
 def test_many_jobs_are_computed_in_batches(
@@ -120,13 +114,8 @@ def test_duplicate_job_id_yields_one_job_and_one_event(
     with JobProducer(settings.kafka, topic=settings.jobs_topic) as producer:
         after = producer.submit(model="echo", text="after")
     wait_final(sessions, [after])
-    events = read_topic(
-        settings,
-        settings.results_topic,
-        until=lambda ms: str(after) in {m["job_id"] for m in ms},
-        timeout_s=30,
-    )
-    assert sum(1 for e in events if e["job_id"] == str(job_id)) == 1
+    events = completion_events(settings, [job_id, after])
+    assert len(events[str(job_id)]) == 1
 
 
 def test_status_command_prints_the_result(

