@@ -17,6 +17,7 @@ def event_for(job: Job) -> CompletionEvent:
         ref = ResultRef(uri=job.result_uri, offset=job.result_offset, length=job.result_length)
     return CompletionEvent(
         job_id=job.job_id,
+        tenant=job.tenant_id,
         batch_id=job.batch_id,
         status=JobStatus(job.status),
         model=job.model,
@@ -26,6 +27,7 @@ def event_for(job: Job) -> CompletionEvent:
         result_ref=ref,
         error=error,
         batch_size=job.batch_size,
+        cache_hit=job.cache_hit,
         submitted_at=job.submitted_at,
         started_at=job.started_at,
         finished_at=job.finished_at,

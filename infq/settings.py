@@ -21,6 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from infq.cache.key import CacheScope
 from infq.errors import ConfigurationError
 
 STACK_FILE_NAME = "stack.json"
@@ -78,8 +79,13 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Jobs carried by one Celery message."
     )
 
-    # --- results ---
+    # --- results and the result cache ---
     inline_result_max_bytes: int = Field(default=1024, ge=0)
+    cache_scope: CacheScope = CacheScope.TENANT
+    cache_retention_days: float = Field(default=30.0, gt=0)
+    # Pin or bump a model's revision (e.g. {"echo": "echo-2"}): results cached under
+    # another revision are never served.
+    model_revisions: dict[str, str] = Field(default_factory=dict)
 
     # --- worker ---
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")

@@ -41,6 +41,7 @@ class CompletionEvent(BaseModel):
 
     schema_version: Literal[1] = 1
     job_id: UUID
+    tenant: str = "default"
     batch_id: str | None = None
     status: JobStatus
     model: str
@@ -50,6 +51,7 @@ class CompletionEvent(BaseModel):
     result_ref: ResultRef | None = Field(default=None, description="Else where it lives.")
     error: JobError | None = None
     batch_size: int | None = Field(default=None, description="Jobs in the same forward pass.")
+    cache_hit: bool = Field(default=False, description="Answered from precomputed results.")
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -72,6 +72,19 @@ class JobRequest(BaseModel):
     metadata: dict[str, Any] = Field(
         default_factory=dict, description="Opaque to infq; echoed in the completion event."
     )
+    cache: bool = Field(
+        default=True,
+        description="Answer from precomputed results when possible; false always computes "
+        "(and does not store the result in the cache).",
+    )
+    tenant: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Owner of the job (trusted Kafka producers; the REST API sets it from "
+        "the API key). Absent means the 'default' tenant.",
+    )
 
 
 def _recover_job_id(obj: object) -> str | None:

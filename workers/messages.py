@@ -21,6 +21,8 @@ class WorkItem:
     task: str
     text: str
     params: dict[str, Any]
+    cache: bool = False
+    tenant: str = "default"
 
     def to_wire(self) -> dict[str, Any]:
         """JSON-able dict for the Celery message."""
@@ -30,6 +32,8 @@ class WorkItem:
             "task": self.task,
             "text": self.text,
             "params": self.params,
+            "cache": self.cache,
+            "tenant": self.tenant,
         }
 
     @classmethod
@@ -41,6 +45,8 @@ class WorkItem:
             task=str(data["task"]),
             text=str(data["text"]),
             params=dict(data.get("params") or {}),
+            cache=bool(data.get("cache", False)),
+            tenant=str(data.get("tenant") or "default"),
         )
 
 

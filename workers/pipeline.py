@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
+from infq.cache.key import CacheScope, cache_key
 from infq.completion import event_for
+from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db.jobs import Finish
 from infq.db.models import Job
@@ -59,7 +61,9 @@ def process(ctx: WorkerContext, items: Sequence[WorkItem]) -> FlushReport:
     finishes = _store(ctx, outcomes, sizes, report.worker_batch_id)
     with ctx.sessions.begin() as session:
         done = job_rows.finish(session, finishes)
-        finished = job_rows.load(session, done)
+        cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
+        followers = cache_rows.complete_followers(session, done)
+        finished = job_rows.load(session, done | followers)
     _announce(ctx, [*finished, *stale])
     report.succeeded = sum(1 for f in finishes if f.status is JobStatus.SUCCEEDED)
     report.failed = len(finishes) - report.succeeded
@@ -161,6 +165,45 @@ def _store(
             for s in spans
         )
     return finishes
+
+
+def _cache_entries(
+    ctx: WorkerContext, items: list[WorkItem], finishes: list[Finish], done: set[uuid.UUID]
+) -> list[dict[str, Any]]:
+    """Index rows for results this flush computed and may share.
+
+    The key is computed with this worker's model revision, the one that produced the
+    result: during a rolling upgrade a result is never filed under another revision.
+    """
+    by_id = {uuid.UUID(i.job_id): i for i in items}
+    scope_tenant = ctx.settings.cache_scope is CacheScope.TENANT
+    entries = []
+    for f in finishes:
+        item = by_id[f.job_id]
+        if f.job_id not in done or f.status is not JobStatus.SUCCEEDED or not item.cache:
+            continue
+        key = cache_key(
+            model=item.model,
+            revision=f.model_revision,
+            task=item.task,
+            params=item.params,
+            text=item.text,
+            tenant=item.tenant if scope_tenant else None,
+        )
+        entries.append(
+            {
+                "cache_key": key,
+                "model": item.model,
+                "model_revision": f.model_revision,
+                "task": item.task,
+                "result_inline": f.result_inline,
+                "result_uri": f.result_uri,
+                "result_offset": f.result_offset,
+                "result_length": f.result_length,
+                "source_job_id": f.job_id,
+            }
+        )
+    return entries
 
 
 def _announce(ctx: WorkerContext, jobs: list[Job]) -> None:

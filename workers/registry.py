@@ -7,8 +7,8 @@ Pure metadata, importable by the dispatcher without torch. Each spec names a loa
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
@@ -142,6 +142,10 @@ ECHO = ModelSpec(
 )
 
 
-def default_registry() -> ModelRegistry:
-    """The models this build of infq ships."""
-    return ModelRegistry([MINILM, ECHO])
+def default_registry(revisions: Mapping[str, str] | None = None) -> ModelRegistry:
+    """The models this build of infq ships, with revision overrides applied."""
+    overrides = dict(revisions or {})
+    specs = [replace(s, revision=overrides.pop(s.name, s.revision)) for s in (MINILM, ECHO)]
+    if overrides:
+        raise UnknownModel(next(iter(overrides)), [s.name for s in specs])
+    return ModelRegistry(specs)

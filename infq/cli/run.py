@@ -39,7 +39,7 @@ def dispatcher() -> None:
     producer = make_producer(settings)
     loop = Dispatcher(
         settings=settings,
-        registry=default_registry(),
+        registry=default_registry(settings.model_revisions),
         sessions=make_sessionmaker(engine),
         celery=create_app(settings),
         consumer=consumer,
@@ -73,7 +73,7 @@ def worker(
 
     settings = Settings()
     configure(settings.log_level)
-    registry = default_registry()
+    registry = default_registry(settings.model_revisions)
     names = [registry.get(m).name for m in model] if model else registry.names
     app = create_app(settings, models=names)
     # Loading torch and a model can take longer than Celery's 4 s default.
@@ -94,6 +94,6 @@ def flower(
     """Run the Flower dashboard on the Celery broker (workers, tasks, queues)."""
     settings = Settings()
     configure(settings.log_level)
-    registry = default_registry()
+    registry = default_registry(settings.model_revisions)
     app = create_app(settings, models=registry.names)
     app.start(["flower", f"--port={port}", f"--address={address}"])

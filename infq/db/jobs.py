@@ -48,7 +48,10 @@ def to_enqueue(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:
     if not ids:
         return []
     stmt = select(Job).where(
-        Job.job_id.in_(ids), Job.status == JobStatus.QUEUED.value, Job.enqueued_at.is_(None)
+        Job.job_id.in_(ids),
+        Job.status == JobStatus.QUEUED.value,
+        Job.enqueued_at.is_(None),
+        Job.coalesced_into.is_(None),  # followers wait for their leader instead
     )
     return list(session.scalars(stmt))
 

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -55,10 +65,29 @@ class Job(Base):
     result_length: Mapped[int | None] = mapped_column(Integer)
     # NULL until the completion event is confirmed on Kafka: lets a redelivery resend it.
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tenant_id: Mapped[str] = mapped_column(String(64), server_default=text("'default'"))
+    # Set when the job may be answered from, and fill, the result cache.
+    cache_key: Mapped[str | None] = mapped_column(String(64))
+    cache_hit: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # The in-flight job computing the same key; this one completes with its result.
+    coalesced_into: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
     __table_args__ = (
         Index("ix_jobs_batch_id_status", "batch_id", "status"),
         # Small partial index: what is still in flight (status, backlog, re-enqueue).
+        Index(
+            "ix_jobs_open_cache_key",
+            "cache_key",
+            postgresql_where=text(
+                "status IN ('queued', 'running') AND coalesced_into IS NULL "
+                "AND cache_key IS NOT NULL"
+            ),
+        ),
+        Index(
+            "ix_jobs_coalesced_into",
+            "coalesced_into",
+            postgresql_where=text("coalesced_into IS NOT NULL"),
+        ),
         Index(
             "ix_jobs_open",
             "status",
@@ -66,3 +95,26 @@ class Job(Base):
             postgresql_where=text("status IN ('queued', 'running')"),
         ),
     )
+
+
+class CachedResult(Base):
+    """One precomputed answer, addressed by its cache key (see :mod:`infq.cache.key`)."""
+
+    __tablename__ = "result_cache"
+
+    cache_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(128))
+    model_revision: Mapped[str] = mapped_column(String(128))
+    task: Mapped[str] = mapped_column(String(64))
+    result_inline: Mapped[Any | None] = mapped_column(JSONB)
+    result_uri: Mapped[str | None] = mapped_column(Text)
+    result_offset: Mapped[int | None] = mapped_column(BigInteger)
+    result_length: Mapped[int | None] = mapped_column(Integer)
+    source_job_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    hits: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    last_hit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_result_cache_created_at", "created_at"),)

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -29,12 +28,14 @@ from celery import Celery
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.completion import event_for
+from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db.models import Job
-from infq.dispatch.triage import Record, Rejection, triage
+from infq.dispatch.admission import plan
+from infq.dispatch.triage import Limits, Record, Rejection, triage
 from infq.settings import Settings
-from schemas.events import CompletionEvent, DeadLetter, JobError, RecordSource
-from schemas.status import JobStatus
+from schemas.events import DeadLetter, JobError, RecordSource
 from workers.batching import chunked
 from workers.messages import TASK_NAME, WorkItem, celery_priority
 from workers.registry import ModelRegistry
@@ -51,6 +52,8 @@ class RoundReport:
     enqueued: int = 0
     messages: int = 0
     rejected: int = 0
+    cache_hits: int = 0
+    coalesced: int = 0
     codes: dict[str, int] = field(default_factory=dict)
 
 
@@ -74,6 +77,11 @@ class Dispatcher:
         self.consumer = consumer
         self.producer = producer
         self._stop = threading.Event()
+        self.limits = Limits(
+            max_record_bytes=settings.max_record_bytes,
+            max_input_bytes=settings.max_input_bytes,
+            cache_scope=settings.cache_scope,
+        )
 
     def stop(self) -> None:
         """Finish the current round, then return from :meth:`run`."""
@@ -98,12 +106,15 @@ class Dispatcher:
             failures = 0
             if report.records:
                 log.info(
-                    "round records=%d inserted=%d enqueued=%d messages=%d rejected=%d",
+                    "round records=%d inserted=%d enqueued=%d messages=%d rejected=%d "
+                    "cache_hits=%d coalesced=%d",
                     report.records,
                     report.inserted,
                     report.enqueued,
                     report.messages,
                     report.rejected,
+                    report.cache_hits,
+                    report.coalesced,
                 )
 
     def _rewind(self) -> None:
@@ -132,25 +143,38 @@ class Dispatcher:
         report = RoundReport(records=len(records))
         if not records:
             return report
-        accepted, rejected = triage(
-            records,
-            registry=self.registry,
-            max_record_bytes=self.settings.max_record_bytes,
-            max_input_bytes=self.settings.max_input_bytes,
-        )
+        accepted, rejected = triage(records, registry=self.registry, limits=self.limits)
         with self.sessions.begin() as session:
-            rows = [a.row() for a in accepted]
-            rows += [r.row() for r in rejected if r.job_id is not None]
+            keys = [a.cache_key for a in accepted if a.cache_key is not None]
+            leaders = cache_rows.lock_leaders(session, keys)
+            cached = cache_rows.lookup(
+                session,
+                [k for k in keys if k not in leaders],
+                max_age=timedelta(days=self.settings.cache_retention_days),
+            )
+            admission = plan(accepted, leaders=leaders, cached=cached, now=datetime.now(UTC))
+            rows = admission.rows + [r.row() for r in rejected if r.job_id is not None]
             inserted = job_rows.insert_new(session, rows)
             pending = job_rows.to_enqueue(session, (a.job_id for a in accepted))
+            # Jobs final on arrival (cache hits, rejections) are announced here.
+            final_now = [*admission.hits, *(r.job_id for r in rejected if r.job_id)]
+            announce = job_rows.load(session, [i for i in final_now if i in inserted])
         report.inserted = len(inserted)
+        report.cache_hits = sum(1 for i in admission.hits if i in inserted)
+        report.coalesced = sum(1 for i in admission.followers if i in inserted)
         report.messages = self._publish(pending)
         report.enqueued = len(pending)
-        notified = self._reject(rejected, inserted)
+        self._dead_letter(rejected)
+        for job in announce:
+            self.producer.send(
+                self.settings.results_topic,
+                key=str(job.job_id).encode(),
+                value=_dump(event_for(job)),
+            )
         self.producer.flush()
         with self.sessions.begin() as session:
             job_rows.mark_enqueued(session, (j.job_id for j in pending))
-            job_rows.mark_notified(session, notified)
+            job_rows.mark_notified(session, (j.job_id for j in announce))
         self.consumer.commit()
         report.rejected = len(rejected)
         for r in rejected:
@@ -177,10 +201,9 @@ class Dispatcher:
                     messages += 1
         return messages
 
-    def _reject(self, rejected: list[Rejection], inserted: set[uuid.UUID]) -> list[uuid.UUID]:
-        """Dead-letter every refused record; announce newly rejected jobs on results."""
+    def _dead_letter(self, rejected: list[Rejection]) -> None:
+        """Send every refused record to the DLQ with its reason and original bytes."""
         now = datetime.now(UTC)
-        notified = []
         for r in rejected:
             log.warning(
                 "rejected record topic=%s partition=%d offset=%d code=%s job_id=%s",
@@ -204,24 +227,18 @@ class Dispatcher:
             )
             key = str(r.job_id).encode() if r.job_id else None
             self.producer.send(self.settings.dlq_topic, key=key, value=_dump(letter))
-            if r.job_id is not None and r.job_id in inserted:
-                event = CompletionEvent(
-                    job_id=r.job_id,
-                    batch_id=r.batch_id,
-                    status=JobStatus.REJECTED,
-                    model=r.model or "",
-                    error=JobError(code=r.code, message=r.message),
-                    finished_at=now,
-                )
-                self.producer.send(self.settings.results_topic, key=key, value=_dump(event))
-                notified.append(r.job_id)
-        return notified
 
 
 def _work_item(job: Job) -> WorkItem:
     text = (job.input or {}).get("text", "")
     return WorkItem(
-        job_id=str(job.job_id), model=job.model, task=job.task or "", text=text, params=job.params
+        job_id=str(job.job_id),
+        model=job.model,
+        task=job.task or "",
+        text=text,
+        params=job.params,
+        cache=job.cache_key is not None,
+        tenant=job.tenant_id,
     )
 
 

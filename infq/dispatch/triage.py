@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from infq.cache.key import CacheScope, cache_key
 from infq.errors import RejectedRecord
 from schemas.jobs import JobRequest, decode_job_request
 from workers.registry import ModelRegistry, ModelSpec
+
+DEFAULT_TENANT = "default"
 
 # Namespace for job ids derived from a record's position when the producer sent none.
 RECORD_NAMESPACE = uuid.UUID("6f0e7c1a-3d4b-5e8f-9a0b-1c2d3e4f5a6b")
@@ -41,12 +44,20 @@ class Accepted:
     task: str
     params: dict[str, Any]
     record: Record
+    cache_key: str | None = None
+
+    @property
+    def tenant(self) -> str:
+        """The owning tenant."""
+        return self.request.tenant or DEFAULT_TENANT
 
     def row(self) -> dict[str, Any]:
-        """The ``jobs`` row inserted for it."""
+        """The ``jobs`` row inserted for it (a queued job)."""
         r = self.request
         return {
             "job_id": self.job_id,
+            "tenant_id": self.tenant,
+            "cache_key": self.cache_key,
             "batch_id": r.batch_id,
             "status": "queued",
             "model": self.spec.name,
@@ -73,11 +84,13 @@ class Rejection:
     record: Record
     model: str | None = None
     batch_id: str | None = None
+    tenant: str = "default"
 
     def row(self) -> dict[str, Any]:
         """The ``rejected`` jobs row (only when ``job_id`` is known)."""
         return {
             "job_id": self.job_id,
+            "tenant_id": self.tenant,
             "batch_id": self.batch_id,
             "status": "rejected",
             "model": self.model or "",
@@ -110,20 +123,27 @@ def derived_job_id(record: Record) -> uuid.UUID:
     return uuid.uuid5(RECORD_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}")
 
 
-def triage_one(
-    record: Record, *, registry: ModelRegistry, max_record_bytes: int, max_input_bytes: int
-) -> Accepted | Rejection:
+@dataclass(frozen=True)
+class Limits:
+    """What triage checks records against (from settings)."""
+
+    max_record_bytes: int
+    max_input_bytes: int
+    cache_scope: CacheScope = CacheScope.TENANT
+
+
+def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Accepted | Rejection:
     """Validate one record end to end."""
     request: JobRequest | None = None
     try:
         if record.value is None:
             raise RejectedRecord("invalid_record", "record has no value (tombstone)")
-        request = decode_job_request(record.value, max_record_bytes=max_record_bytes)
+        request = decode_job_request(record.value, max_record_bytes=limits.max_record_bytes)
         size = len(request.input.text.encode("utf-8"))
-        if size > max_input_bytes:
+        if size > limits.max_input_bytes:
             raise RejectedRecord(
                 "input_too_large",
-                f"input.text is {size} bytes; the limit is {max_input_bytes}",
+                f"input.text is {size} bytes; the limit is {limits.max_input_bytes}",
             )
         spec, task, params = registry.check_job(
             model=request.model, task=request.task, params=request.params
@@ -139,6 +159,18 @@ def triage_one(
             record=record,
             model=request.model if request else None,
             batch_id=request.batch_id if request else None,
+            tenant=(request.tenant if request else None) or DEFAULT_TENANT,
+        )
+    tenant = request.tenant or DEFAULT_TENANT
+    key = None
+    if request.cache:
+        key = cache_key(
+            model=spec.name,
+            revision=spec.revision,
+            task=task,
+            params=params,
+            text=request.input.text,
+            tenant=tenant if limits.cache_scope is CacheScope.TENANT else None,
         )
     return Accepted(
         job_id=request.job_id or derived_job_id(record),
@@ -147,22 +179,18 @@ def triage_one(
         task=task,
         params=params,
         record=record,
+        cache_key=key,
     )
 
 
 def triage(
-    records: list[Record], *, registry: ModelRegistry, max_record_bytes: int, max_input_bytes: int
+    records: list[Record], *, registry: ModelRegistry, limits: Limits
 ) -> tuple[list[Accepted], list[Rejection]]:
     """Split records; a job id seen twice in one poll keeps its first record."""
     accepted: dict[uuid.UUID, Accepted] = {}
     rejected: list[Rejection] = []
     for record in records:
-        outcome = triage_one(
-            record,
-            registry=registry,
-            max_record_bytes=max_record_bytes,
-            max_input_bytes=max_input_bytes,
-        )
+        outcome = triage_one(record, registry=registry, limits=limits)
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
         else:

@@ -25,7 +25,7 @@ REGISTRY = default_registry()
     ],
 )
 def test_get_is_case_insensitive_and_knows_aliases(name: str, expected: ModelSpec) -> None:
-    assert REGISTRY.get(name) is expected
+    assert REGISTRY.get(name) == expected
 
 
 def test_names_are_the_sorted_canonical_names_without_aliases() -> None:
@@ -103,3 +103,11 @@ def test_a_registry_resolves_every_alias_of_its_own_specs() -> None:
 
 def test_load_imports_the_loader_named_by_the_spec() -> None:
     assert isinstance(ECHO.load(device="cpu"), EchoModel)
+
+
+def test_revision_overrides_apply_and_unknown_names_are_refused() -> None:
+    bumped = default_registry({"echo": "echo-2"})
+    assert bumped.get("echo").revision == "echo-2"
+    assert bumped.get("all-MiniLM-L6-v2").revision == MINILM.revision
+    with pytest.raises(UnknownModel):
+        default_registry({"minilm": "x"})

@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from infq.dispatch.triage import Accepted, Record, Rejection, derived_job_id, triage, triage_one
+from infq.cache.key import cache_key
+from infq.dispatch.triage import (
+    Accepted,
+    Limits,
+    Record,
+    Rejection,
+    derived_job_id,
+    triage,
+    triage_one,
+)
 from workers.registry import MINILM, default_registry
 
 JOB_ID = uuid.UUID("0b7f3c9e-4a4e-4f57-9a53-2f1f5f1d2c11")
@@ -31,9 +40,8 @@ def job(**changes: Any) -> dict[str, Any]:
 
 
 def one(rec: Record, *, max_record_bytes: int = 1 << 20, max_input_bytes: int = 64) -> Any:
-    return triage_one(
-        rec, registry=REGISTRY, max_record_bytes=max_record_bytes, max_input_bytes=max_input_bytes
-    )
+    limits = Limits(max_record_bytes=max_record_bytes, max_input_bytes=max_input_bytes)
+    return triage_one(rec, registry=REGISTRY, limits=limits)
 
 
 def rejected(rec: Record, **limits: int) -> Rejection:
@@ -51,7 +59,7 @@ def accepted(rec: Record, **limits: int) -> Accepted:
 def test_valid_record_is_accepted_with_canonical_model_and_default_task() -> None:
     got = accepted(record(job(model="sentence-transformers/all-MiniLM-L6-v2")))
     assert got.job_id == JOB_ID
-    assert got.spec is MINILM
+    assert got.spec == MINILM
     assert got.task == "embed"
     assert got.params == {"normalize": True}
 
@@ -142,7 +150,9 @@ def test_duplicate_job_ids_in_one_poll_keep_the_first_record() -> None:
         record(job(input={"text": "again"}), offset=3),
         record(job(job_id=str(uuid.uuid4())), offset=4),
     ]
-    ok, refused = triage(records, registry=REGISTRY, max_record_bytes=1 << 20, max_input_bytes=64)
+    ok, refused = triage(
+        records, registry=REGISTRY, limits=Limits(max_record_bytes=1 << 20, max_input_bytes=64)
+    )
     assert [a.record.offset for a in ok] == [1, 4]
     assert [r.record.offset for r in refused] == [2]
 
@@ -175,6 +185,15 @@ def test_accepted_row_holds_the_normalised_job() -> None:
     )
     assert got.row() == {
         "job_id": JOB_ID,
+        "tenant_id": "default",
+        "cache_key": cache_key(
+            model="echo",
+            revision="echo-1",
+            task="echo",
+            params={"upper": True, "fail": False},
+            text="hi",
+            tenant="default",
+        ),
         "batch_id": "nightly-1",
         "status": "queued",
         "model": "echo",
@@ -197,3 +216,12 @@ def test_missing_kafka_timestamp_gives_no_submitted_at(timestamp_ms: int | None)
     row = rejected(rec).row()
     assert row["submitted_at"] is None
     assert (row["status"], row["error_code"]) == ("rejected", "invalid_record")
+
+
+def test_cache_opt_out_and_tenant_scope() -> None:
+    plain = accepted(record(job()))
+    assert plain.cache_key is not None
+    assert accepted(record(job(cache=False))).cache_key is None
+    other = accepted(record(job(tenant="acme")))
+    assert other.tenant == "acme"
+    assert other.cache_key != plain.cache_key

@@ -39,7 +39,7 @@ class MiniLM:
 
         path = str(get_model_path())
         # A progress bar per load is noise in worker logs.
-        transformers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True)

@@ -1,0 +1,1 @@
+"""Precomputed answers: a content-addressed result cache (key, index, lookups)."""

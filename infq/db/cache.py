@@ -1,0 +1,126 @@
+"""Data access for the result cache and in-flight coalescing (session in, no commit)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from infq.db.models import CachedResult, Job
+from schemas.status import JobStatus
+
+_OPEN = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+
+
+def lock_leaders(session: Session, keys: Iterable[str]) -> dict[str, uuid.UUID]:
+    """The in-flight job computing each key, share-locked until our commit.
+
+    The lock is what makes coalescing safe: a worker finishing that job waits for us to
+    commit, then sees the followers we added and completes them too. A leader that
+    finished before we looked is not returned, and its result is in the cache by then.
+    """
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    stmt = (
+        select(Job.cache_key, Job.job_id)
+        .where(
+            Job.cache_key.in_(wanted),
+            Job.status.in_(_OPEN),
+            Job.coalesced_into.is_(None),
+        )
+        .order_by(Job.created_at)
+        .with_for_update(read=True)
+    )
+    leaders: dict[str, uuid.UUID] = {}
+    for key, job_id in session.execute(stmt).tuples():
+        if key is not None:
+            leaders.setdefault(key, job_id)
+    return leaders
+
+
+def lookup(session: Session, keys: Iterable[str], *, max_age: timedelta) -> dict[str, CachedResult]:
+    """Cached results for ``keys`` younger than ``max_age``; counts the hits."""
+    wanted = list(set(keys))
+    if not wanted:
+        return {}
+    fresh = CachedResult.created_at > func.now() - max_age
+    stmt = (
+        update(CachedResult)
+        .where(CachedResult.cache_key.in_(wanted), fresh)
+        .values(hits=CachedResult.hits + 1, last_hit_at=func.now())
+        .returning(CachedResult)
+        .execution_options(synchronize_session=False)
+    )
+    return {c.cache_key: c for c in session.scalars(stmt)}
+
+
+def store(session: Session, entries: Sequence[dict[str, Any]]) -> None:
+    """Insert or refresh cache entries (one statement)."""
+    if not entries:
+        return
+    stmt = insert(CachedResult).values(list(entries))
+    refreshed = {
+        name: stmt.excluded[name]
+        for name in (
+            "model",
+            "model_revision",
+            "task",
+            "result_inline",
+            "result_uri",
+            "result_offset",
+            "result_length",
+            "source_job_id",
+        )
+    }
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[CachedResult.cache_key],
+            set_={**refreshed, "created_at": func.now()},
+        )
+    )
+
+
+_FOLLOWERS_SQL = text(
+    """
+    UPDATE jobs AS f SET
+        status = l.status,
+        finished_at = now(),
+        model_revision = l.model_revision,
+        batch_size = l.batch_size,
+        worker_batch_id = l.worker_batch_id,
+        result_inline = l.result_inline,
+        result_uri = l.result_uri,
+        result_offset = l.result_offset,
+        result_length = l.result_length,
+        error_code = l.error_code,
+        error_message = l.error_message
+    FROM jobs AS l
+    WHERE f.coalesced_into = l.job_id
+      AND l.job_id = ANY(:leaders)
+      AND l.status IN ('succeeded', 'failed')
+      AND f.status = 'queued'
+    RETURNING f.job_id
+    """
+)
+
+
+def complete_followers(session: Session, leaders: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Give every job coalesced into a now-final leader that leader's outcome."""
+    ids = list(leaders)
+    if not ids:
+        return set()
+    return {row[0] for row in session.execute(_FOLLOWERS_SQL, {"leaders": ids})}
+
+
+def purge_expired(session: Session, *, max_age: timedelta) -> int:
+    """Delete index entries older than ``max_age`` (payload objects expire by lifecycle)."""
+    result = session.execute(
+        delete(CachedResult).where(CachedResult.created_at <= func.now() - max_age)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

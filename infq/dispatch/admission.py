@@ -1,0 +1,57 @@
+"""Pure admission planning: which accepted jobs are answered from the cache, which wait
+for an identical job already in flight, and which must be computed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from infq.db.models import CachedResult
+from infq.dispatch.triage import Accepted
+
+
+@dataclass
+class Admission:
+    """Rows to insert and what each accepted job became."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    hits: list[uuid.UUID] = field(default_factory=list)
+    followers: list[uuid.UUID] = field(default_factory=list)
+
+
+def plan(
+    accepted: list[Accepted],
+    *,
+    leaders: dict[str, uuid.UUID],
+    cached: dict[str, CachedResult],
+    now: datetime,
+) -> Admission:
+    """Decide per job; the first job of a key in this poll leads the rest of the poll."""
+    out = Admission()
+    leading = dict(leaders)
+    for a in accepted:
+        row = a.row()
+        key = a.cache_key
+        hit = cached.get(key) if key is not None else None
+        if hit is not None:
+            row.update(
+                status="succeeded",
+                cache_hit=True,
+                model_revision=hit.model_revision,
+                result_inline=hit.result_inline,
+                result_uri=hit.result_uri,
+                result_offset=hit.result_offset,
+                result_length=hit.result_length,
+                finished_at=now,
+            )
+            out.hits.append(a.job_id)
+        elif key is not None:
+            leader = leading.setdefault(key, a.job_id)
+            if leader != a.job_id:
+                row["coalesced_into"] = leader
+                out.followers.append(a.job_id)
+        out.rows.append(row)
+    return out
