@@ -21,6 +21,7 @@ app.command("dispatcher")(run.dispatcher)
 app.command("worker")(run.worker)
 app.command("flower")(run.flower)
 app.command("submit")(jobs.submit)
+app.command("precompute")(jobs.precompute)
 app.command("status")(jobs.status)
 app.command("demo")(demo)
 

@@ -16,6 +16,7 @@ from rich.table import Table
 from infq.completion import event_for
 from infq.db import jobs as job_rows
 from infq.db.session import make_engine, make_sessionmaker
+from infq.follow import follow_batch
 from infq.results.fetch import read_result
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
@@ -70,6 +71,49 @@ def submit(
         task = bar.add_task("submitting", total=len(requests))
         producer.submit_requests(requests, on_sent=lambda n: bar.advance(task, n))
     console.print(f"submitted {len(requests)} jobs; batch id: [bold]{batch}[/]")
+
+
+def precompute(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSONL, one input a line.")
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model to warm the cache for.")],
+    tenant: Annotated[str | None, typer.Option(help="Tenant whose cache to warm.")] = None,
+    timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long.")] = 3600,
+) -> None:
+    """Compute FILE's inputs ahead of time, so later identical jobs are cache hits."""
+    settings = Settings()
+    batch = f"precompute-{new_batch_id()}"
+    lines = [ln for ln in file.read_text().splitlines() if ln.strip()]
+    requests = [
+        request_from_line(ln, number=n, model=model, batch_id=batch).model_copy(
+            update={"tenant": tenant, "cache": True}
+        )
+        for n, ln in enumerate(lines, start=1)
+    ]
+    engine = make_engine(settings.database, pool_size=1)
+    try:
+        with (
+            JobProducer(settings.kafka, topic=settings.jobs_topic) as producer,
+            Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar,
+        ):
+            sending = bar.add_task("submitting", total=len(requests))
+            producer.submit_requests(requests, on_sent=lambda n: bar.advance(sending, n))
+            computing = bar.add_task("precomputing", total=len(requests))
+            follow_batch(
+                make_sessionmaker(engine), batch, total=len(requests), bar=bar,
+                task=computing, timeout_s=timeout_s,
+            )  # fmt: skip
+        with make_sessionmaker(engine)() as session:
+            counts = job_rows.count_by_status(session, batch_id=batch)
+            cached = job_rows.count_cache_hits(session, batch_id=batch)
+    finally:
+        engine.dispose()
+    summary = ", ".join(f"{s}: {n}" for s, n in sorted(counts.items()))
+    console.print(
+        f"precomputed {len(requests)} inputs ({summary}; {cached} were already cached); "
+        f"batch id: [bold]{batch}[/]"
+    )
 
 
 def status(

@@ -198,3 +198,9 @@ def count_by_status(session: Session, *, batch_id: str | None = None) -> dict[st
     if batch_id is not None:
         stmt = stmt.where(Job.batch_id == batch_id)
     return {status: int(n) for status, n in session.execute(stmt).tuples()}
+
+
+def count_cache_hits(session: Session, *, batch_id: str) -> int:
+    """Jobs of a batch answered from the result cache."""
+    stmt = select(func.count()).where(Job.batch_id == batch_id, Job.cache_hit.is_(True))
+    return int(session.scalar(stmt) or 0)
