@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infq import tenants
 from infq.bus import ensure_topics
+from infq.db.cache import purge_all
 from infq.db.migrate import upgrade_to_head
+from infq.db.session import make_engine, make_sessionmaker
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 
@@ -19,9 +22,30 @@ class InitReport:
 
 
 def initialise(settings: Settings) -> InitReport:
-    """Migrate Postgres to head, create Kafka topics and the S3 bucket."""
+    """Migrate Postgres, ensure the default tenant, create Kafka topics and the bucket."""
     upgrade_to_head(settings.database)
+    engine = make_engine(settings.database, pool_size=1)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            tenants.ensure_default(session)
+    finally:
+        engine.dispose()
     created = ensure_topics(settings)
     store = S3ResultStore.from_settings(settings)
     store.ensure_ready()
     return InitReport(topics_created=created, bucket=store.bucket)
+
+
+def forget_lost_payloads(settings: Settings) -> int:
+    """Empty the result-cache index; returns how many entries it held.
+
+    For the local stack only: its S3 (moto) keeps objects in memory, so after it
+    restarts the cache would point at payloads that are gone. Jobs keep their rows;
+    their old payloads are reported missing by ``infq status``.
+    """
+    engine = make_engine(settings.database, pool_size=1)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            return purge_all(session)
+    finally:
+        engine.dispose()

@@ -26,11 +26,11 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**config)
 
 
-def make_consumer(settings: Settings, *, topic: str, group_id: str) -> KafkaConsumer:
+def make_consumer(settings: Settings, *, topics: list[str], group_id: str) -> KafkaConsumer:
     """A group consumer that commits offsets only when told to."""
     session_ms = settings.kafka_session_timeout_ms
     return KafkaConsumer(
-        topic,
+        *topics,
         bootstrap_servers=settings.kafka,
         group_id=group_id,
         enable_auto_commit=False,
@@ -47,7 +47,12 @@ def ensure_topics(settings: Settings) -> list[str]:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka, request_timeout_ms=10_000)
     try:
         existing = set(admin.list_topics())
-        wanted = [settings.jobs_topic, settings.results_topic, settings.dlq_topic]
+        wanted = [
+            settings.jobs_topic,
+            settings.results_topic,
+            settings.dlq_topic,
+            settings.batches_topic,
+        ]
         missing = [t for t in wanted if t not in existing]
         created = []
         for name in missing:

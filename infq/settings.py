@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     jobs_topic: str = "infq.jobs"
     results_topic: str = "infq.results"
     dlq_topic: str = "infq.jobs.dlq"
+    batches_topic: str = "infq.batches"
     topic_partitions: int = Field(default=4, ge=1)
     consumer_group: str = "infq-dispatcher"
     # Short: Tansu answers JoinGroup after about half the session timeout.
@@ -92,6 +93,22 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=1, ge=1)
     # Redis redelivers an unacknowledged message after this long (a killed worker's work).
     visibility_timeout_s: int = Field(default=300, ge=10)
+
+    # --- webhooks ---
+    # Hosts or CIDRs callbacks may reach although private (e.g. ["10.0.0.0/8"]).
+    webhook_allow: list[str] = Field(default_factory=list)
+    webhook_max_attempts: int = Field(default=6, ge=1)
+    webhook_base_delay_s: float = Field(default=1.0, gt=0)
+    webhook_max_delay_s: float = Field(default=60.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_concurrency: int = Field(default=8, ge=1)
+    result_url_expires_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    # --- REST API ---
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_max_jobs_per_request: int = Field(default=1000, ge=1)
+    api_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
     log_level: str = "INFO"
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
+from schemas.batches import BatchSeal
 from schemas.jobs import JobRequest
 from schemas.status import Topics
 
@@ -26,15 +27,29 @@ def new_batch_id() -> str:
     return f"b-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
+def encode(request: JobRequest) -> tuple[uuid.UUID, bytes]:
+    """The record value of a request, with a job id generated when it has none."""
+    job_id = request.job_id or uuid.uuid4()
+    payload = request.model_dump(mode="json", exclude_none=True)
+    payload["job_id"] = str(job_id)
+    return job_id, orjson.dumps(payload)
+
+
 class JobProducer:
     """Publishes job requests; keyed by job id so retries land on the same partition."""
 
     def __init__(
-        self, bootstrap_servers: str, *, topic: str = Topics.JOBS, **kafka_config: Any
+        self,
+        bootstrap_servers: str,
+        *,
+        topic: str = Topics.JOBS,
+        batches_topic: str = Topics.BATCHES,
+        **kafka_config: Any,
     ) -> None:
         config: dict[str, Any] = {"acks": "all", "linger_ms": 10, "batch_size": 256 * 1024}
         config.update(kafka_config)
         self.topic = topic
+        self.batches_topic = batches_topic
         self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
 
     def __enter__(self) -> JobProducer:
@@ -53,10 +68,8 @@ class JobProducer:
         self._producer.close(timeout=30)
 
     def _send(self, request: JobRequest) -> uuid.UUID:
-        job_id = request.job_id or uuid.uuid4()
-        payload = request.model_dump(mode="json", exclude_none=True)
-        payload["job_id"] = str(job_id)
-        self._producer.send(self.topic, key=str(job_id).encode(), value=orjson.dumps(payload))
+        job_id, value = encode(request)
+        self._producer.send(self.topic, key=str(job_id).encode(), value=value)
         return job_id
 
     def submit(self, *, model: str, text: str, **fields: Any) -> uuid.UUID:
@@ -94,3 +107,41 @@ class JobProducer:
             JobRequest(model=model, input={"text": t}, batch_id=batch_id, **fields) for t in texts
         )
         return self.submit_requests(requests, on_sent=on_sent)
+
+    def seal_batch(
+        self,
+        batch_id: str,
+        *,
+        total_jobs: int,
+        tenant: str | None = None,
+        webhook_url: str | None = None,
+    ) -> None:
+        """Declare that ``batch_id`` has ``total_jobs`` jobs; it finishes when all are final.
+
+        Until sealed a batch reports progress but never finishes (no output file, no
+        batch webhook): infq cannot know that more jobs are not on their way.
+        """
+        seal = BatchSeal(
+            batch_id=batch_id, total_jobs=total_jobs, tenant=tenant, webhook_url=webhook_url
+        )
+        value = orjson.dumps(seal.model_dump(mode="json", exclude_none=True))
+        self._producer.send(self.batches_topic, key=batch_id.encode(), value=value)
+        self._producer.flush()
+
+    def submit_batch(
+        self,
+        texts: Iterable[str],
+        *,
+        model: str,
+        batch_id: str,
+        webhook_url: str | None = None,
+        tenant: str | None = None,
+        on_sent: Callable[[int], None] | None = None,
+        **fields: Any,
+    ) -> list[uuid.UUID]:
+        """Submit a whole batch and seal it; ``webhook_url`` is called when it finishes."""
+        ids = self.submit_many(
+            texts, model=model, batch_id=batch_id, tenant=tenant, on_sent=on_sent, **fields
+        )
+        self.seal_batch(batch_id, total_jobs=len(ids), tenant=tenant, webhook_url=webhook_url)
+        return ids

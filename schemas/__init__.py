@@ -6,6 +6,7 @@ what infq publishes on ``infq.results``; ``events.DeadLetter`` is what lands on
 models (``python -m schemas.export``) and a test keeps them in sync.
 """
 
+from schemas.batches import BatchCompletedEvent, BatchSeal
 from schemas.events import CompletionEvent, DeadLetter, JobError, RecordSource, ResultRef
 from schemas.jobs import SCHEMA_VERSION, JobRequest, TextInput, decode_job_request
 from schemas.status import FINAL_STATUSES, JobStatus, Topics
@@ -13,6 +14,8 @@ from schemas.status import FINAL_STATUSES, JobStatus, Topics
 __all__ = [
     "FINAL_STATUSES",
     "SCHEMA_VERSION",
+    "BatchCompletedEvent",
+    "BatchSeal",
     "CompletionEvent",
     "DeadLetter",
     "JobError",

@@ -39,6 +39,7 @@ class CompletionEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="infq completion event")
 
+    event: Literal["job.completed"] = "job.completed"
     schema_version: Literal[1] = 1
     job_id: UUID
     tenant: str = "default"

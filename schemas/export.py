@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from schemas.batches import BatchCompletedEvent, BatchSeal
 from schemas.events import CompletionEvent, DeadLetter
 from schemas.jobs import JobRequest
 
@@ -21,6 +22,8 @@ EXPORTS: dict[str, type[BaseModel]] = {
     "job-request.v1.schema.json": JobRequest,
     "completion-event.v1.schema.json": CompletionEvent,
     "dead-letter.v1.schema.json": DeadLetter,
+    "batch-seal.v1.schema.json": BatchSeal,
+    "batch-completed-event.v1.schema.json": BatchCompletedEvent,
 }
 
 

@@ -27,3 +27,4 @@ class Topics:
     JOBS = "infq.jobs"
     RESULTS = "infq.results"
     DLQ = "infq.jobs.dlq"
+    BATCHES = "infq.batches"

@@ -11,11 +11,13 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from celery import Celery
 from kafka import KafkaProducer
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.bus import make_producer
 from infq.db.session import make_engine, make_sessionmaker
+from infq.notify import Announcer
 from infq.results.store import ResultStore, S3ResultStore
 from infq.settings import Settings
 from workers.registry import Model, ModelRegistry
@@ -33,10 +35,25 @@ class WorkerContext:
     sessions: sessionmaker[Session]
     store: ResultStore
     producer: KafkaProducer
+    celery: Celery
+
+    def announcer(self) -> Announcer:
+        """Publishes what this process finished."""
+        return Announcer(
+            settings=self.settings,
+            sessions=self.sessions,
+            producer=self.producer,
+            celery=self.celery,
+        )
 
     @classmethod
     def build(
-        cls, settings: Settings, *, registry: ModelRegistry, model_names: list[str]
+        cls,
+        settings: Settings,
+        *,
+        registry: ModelRegistry,
+        model_names: list[str],
+        celery: Celery,
     ) -> WorkerContext:
         """Load the models (heavy) and create clients (they connect on first use)."""
         models = {}
@@ -52,6 +69,7 @@ class WorkerContext:
             sessions=make_sessionmaker(engine),
             store=S3ResultStore.from_settings(settings),
             producer=make_producer(settings),
+            celery=celery,
         )
 
     def close(self) -> None:
@@ -62,10 +80,18 @@ class WorkerContext:
 class ContextHolder:
     """Builds the context once per process, on the first call to :meth:`get`."""
 
-    def __init__(self, settings: Settings, *, registry: ModelRegistry, model_names: list[str]):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: ModelRegistry,
+        model_names: list[str],
+        celery: Celery,
+    ) -> None:
         self._settings = settings
         self._registry = registry
         self._model_names = model_names
+        self._celery = celery
         self._context: WorkerContext | None = None
         self._lock = threading.Lock()
 
@@ -74,7 +100,10 @@ class ContextHolder:
         with self._lock:
             if self._context is None:
                 self._context = WorkerContext.build(
-                    self._settings, registry=self._registry, model_names=self._model_names
+                    self._settings,
+                    registry=self._registry,
+                    model_names=self._model_names,
+                    celery=self._celery,
                 )
             return self._context
 

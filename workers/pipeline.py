@@ -12,14 +12,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from infq.cache.key import CacheScope, cache_key
-from infq.completion import event_for
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db.jobs import Finish
-from infq.db.models import Job
 from infq.errors import PermanentFailure
 from infq.results.layout import batch_key, build_body, inline_value
 from schemas.status import JobStatus
@@ -64,7 +60,7 @@ def process(ctx: WorkerContext, items: Sequence[WorkItem]) -> FlushReport:
         cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
         followers = cache_rows.complete_followers(session, done)
         finished = job_rows.load(session, done | followers)
-    _announce(ctx, [*finished, *stale])
+    ctx.announcer().jobs_final([*finished, *stale])
     report.succeeded = sum(1 for f in finishes if f.status is JobStatus.SUCCEEDED)
     report.failed = len(finishes) - report.succeeded
     report.republished = len(stale)
@@ -204,16 +200,3 @@ def _cache_entries(
             }
         )
     return entries
-
-
-def _announce(ctx: WorkerContext, jobs: list[Job]) -> None:
-    """Publish completion events, wait for Kafka, then record them as sent."""
-    if not jobs:
-        return
-    topic = ctx.settings.results_topic
-    for job in jobs:
-        event = event_for(job).model_dump(mode="json")
-        ctx.producer.send(topic, key=str(job.job_id).encode(), value=orjson.dumps(event))
-    ctx.producer.flush()
-    with ctx.sessions.begin() as session:
-        job_rows.mark_notified(session, [j.job_id for j in jobs])

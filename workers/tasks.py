@@ -33,7 +33,7 @@ def register(
     app: Celery, settings: Settings, *, registry: ModelRegistry, model_names: list[str]
 ) -> ContextHolder:
     """Register the batch task and the process hooks on ``app``."""
-    holder = ContextHolder(settings, registry=registry, model_names=model_names)
+    holder = ContextHolder(settings, registry=registry, model_names=model_names, celery=app)
 
     def _init(**_: Any) -> None:
         holder.get()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from infq.cli import jobs, run, stack
+from infq.cli import admin, jobs, run, stack
 from infq.cli.demo import demo
 
 app = typer.Typer(
@@ -16,9 +16,13 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack.app, name="stack")
+app.add_typer(admin.tenants_app, name="tenants")
+app.add_typer(admin.webhooks_app, name="webhooks")
 app.command("init")(run.init)
 app.command("dispatcher")(run.dispatcher)
 app.command("worker")(run.worker)
+app.command("notifier")(run.notifier)
+app.command("api")(run.api)
 app.command("flower")(run.flower)
 app.command("submit")(jobs.submit)
 app.command("precompute")(jobs.precompute)

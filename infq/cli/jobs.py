@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 from rich.table import Table
@@ -18,35 +17,20 @@ from infq.db import jobs as job_rows
 from infq.db.session import make_engine, make_sessionmaker
 from infq.follow import follow_batch
 from infq.results.fetch import read_result
-from infq.results.store import S3ResultStore
+from infq.results.store import ResultStoreError, S3ResultStore
 from infq.settings import Settings
+from producers.jsonl import BadLine, requests_from_lines
 from producers.sdk import JobProducer, new_batch_id
 from schemas.jobs import JobRequest
 
 console = Console()
 
-_LINE_FIELDS = {"job_id", "task", "params", "priority", "metadata", "webhook_url"}
 
-
-def request_from_line(line: str, *, number: int, model: str, batch_id: str) -> JobRequest:
-    """One JSONL line → a request: ``{"text": ...}`` or ``{"input": {"text": ...}, ...}``."""
+def _read_requests(file: Path, *, model: str, batch_id: str) -> list[JobRequest]:
     try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as e:
-        raise typer.BadParameter(f"line {number}: not JSON ({e})") from e
-    if isinstance(obj, str):
-        obj = {"text": obj}
-    if not isinstance(obj, dict):
-        raise typer.BadParameter(f"line {number}: expected an object or a string")
-    fields: dict[str, Any] = {k: v for k, v in obj.items() if k in _LINE_FIELDS}
-    unknown = set(obj) - _LINE_FIELDS - {"text", "input"}
-    if unknown:
-        raise typer.BadParameter(f"line {number}: unknown fields {sorted(unknown)}")
-    source = obj.get("input", {"text": obj.get("text")})
-    try:
-        return JobRequest(model=model, input=source, batch_id=batch_id, **fields)
-    except ValidationError as e:
-        raise typer.BadParameter(f"line {number}: {e.errors()[0]['msg']}") from e
+        return requests_from_lines(file.read_text().splitlines(), model=model, batch_id=batch_id)
+    except BadLine as e:
+        raise typer.BadParameter(str(e)) from e
 
 
 def submit(
@@ -55,21 +39,23 @@ def submit(
     ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model for every job.")],
     batch_id: Annotated[str | None, typer.Option(help="Batch id (generated if absent).")] = None,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="Called (signed) when the whole batch is done.")
+    ] = None,
 ) -> None:
-    """Submit every line of FILE as a job; prints the batch id."""
+    """Submit every line of FILE as a job of one batch, then seal it; prints the batch id."""
     settings = Settings()
     batch = batch_id or new_batch_id()
-    lines = [ln for ln in file.read_text().splitlines() if ln.strip()]
-    requests = [
-        request_from_line(ln, number=n, model=model, batch_id=batch)
-        for n, ln in enumerate(lines, start=1)
-    ]
+    requests = _read_requests(file, model=model, batch_id=batch)
     with (
-        JobProducer(settings.kafka, topic=settings.jobs_topic) as producer,
+        JobProducer(
+            settings.kafka, topic=settings.jobs_topic, batches_topic=settings.batches_topic
+        ) as producer,
         Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar,
     ):
         task = bar.add_task("submitting", total=len(requests))
         producer.submit_requests(requests, on_sent=lambda n: bar.advance(task, n))
+        producer.seal_batch(batch, total_jobs=len(requests), webhook_url=webhook_url)
     console.print(f"submitted {len(requests)} jobs; batch id: [bold]{batch}[/]")
 
 
@@ -84,12 +70,9 @@ def precompute(
     """Compute FILE's inputs ahead of time, so later identical jobs are cache hits."""
     settings = Settings()
     batch = f"precompute-{new_batch_id()}"
-    lines = [ln for ln in file.read_text().splitlines() if ln.strip()]
     requests = [
-        request_from_line(ln, number=n, model=model, batch_id=batch).model_copy(
-            update={"tenant": tenant, "cache": True}
-        )
-        for n, ln in enumerate(lines, start=1)
+        r.model_copy(update={"tenant": tenant, "cache": True})
+        for r in _read_requests(file, model=model, batch_id=batch)
     ]
     engine = make_engine(settings.database, pool_size=1)
     try:
@@ -135,7 +118,11 @@ def status(
     if job is None:
         console.print(f"[red]no job with id {job_id}[/]")
         raise typer.Exit(2)
-    result = read_result(job, S3ResultStore.from_settings(settings))
+    try:
+        result = read_result(job, S3ResultStore.from_settings(settings))
+    except ResultStoreError as e:
+        result = None
+        Console(stderr=True).print(f"[yellow]result unavailable:[/] {e}")
     view = event_for(job).model_dump(mode="json")
     view["result"] = result
     view["attempts"] = job.attempts

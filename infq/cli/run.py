@@ -35,7 +35,11 @@ def dispatcher() -> None:
     settings = Settings()
     configure(settings.log_level)
     engine = make_engine(settings.database)
-    consumer = make_consumer(settings, topic=settings.jobs_topic, group_id=settings.consumer_group)
+    consumer = make_consumer(
+        settings,
+        topics=[settings.jobs_topic, settings.batches_topic],
+        group_id=settings.consumer_group,
+    )
     producer = make_producer(settings)
     loop = Dispatcher(
         settings=settings,
@@ -85,6 +89,42 @@ def worker(
             "--hostname", f"infq-{os.getpid()}@%h", "--loglevel", settings.log_level,
             "--task-events", "--without-gossip", "--without-mingle"]  # fmt: skip
     app.worker_main(argv)
+
+
+def notifier(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Threads (default INFQ_WEBHOOK_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run the notifier: signed webhook deliveries and batch output files."""
+    from infq.notify import CONTROL_QUEUE, WEBHOOK_QUEUE
+    from workers.control import register_control
+
+    settings = Settings()
+    configure(settings.log_level)
+    app = create_app(settings)
+    register_control(app, settings)
+    argv = ["worker", "--queues", f"{WEBHOOK_QUEUE},{CONTROL_QUEUE}", "--pool", "threads",
+            "--concurrency", str(concurrency or settings.webhook_concurrency),
+            "--hostname", f"infq-notifier-{os.getpid()}@%h", "--loglevel", settings.log_level,
+            "--task-events", "--without-gossip", "--without-mingle"]  # fmt: skip
+    app.worker_main(argv)
+
+
+def api() -> None:
+    """Run the REST API (OpenAPI at /docs) on INFQ_API_HOST:INFQ_API_PORT."""
+    import uvicorn
+
+    from infq.api.app import create_api
+
+    settings = Settings()
+    configure(settings.log_level)
+    uvicorn.run(
+        create_api(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def flower(

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infq.bootstrap import initialise
+from infq.bootstrap import forget_lost_payloads, initialise
 from infq.errors import InfqError
 from infq.settings import Settings
 from infq.stack.supervisor import ServiceState, Stack
@@ -49,6 +49,10 @@ def bring_up(settings: Settings) -> Settings:
     console.print(_table(states, f"infq local stack ({settings.stack_dir})"))
     fresh = Settings()
     report = initialise(fresh)
+    if any(s.name == "s3" and s.started_now for s in states):
+        forgotten = forget_lost_payloads(fresh)
+        if forgotten:
+            console.print(f"S3 restarted empty: forgot {forgotten} cached results")
     if report.topics_created:
         console.print(f"created topics: {', '.join(report.topics_created)}")
     return fresh

@@ -124,3 +124,43 @@ def purge_expired(session: Session, *, max_age: timedelta) -> int:
         delete(CachedResult).where(CachedResult.created_at <= func.now() - max_age)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def purge_all(session: Session) -> int:
+    """Delete every index entry (their payloads are known to be gone)."""
+    result = session.execute(delete(CachedResult))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def promote_followers(session: Session, cancelled: Iterable[uuid.UUID]) -> list[Job]:
+    """Jobs that were waiting for a cancelled leader get a new leader of their own.
+
+    The earliest queued follower leads; the others now wait for it. Returns the new
+    leaders, which the caller must enqueue.
+    """
+    promoted: list[Job] = []
+    for old in cancelled:
+        first = session.scalar(
+            select(Job)
+            .where(Job.coalesced_into == old, Job.status == JobStatus.QUEUED.value)
+            .order_by(Job.created_at, Job.job_id)
+            .limit(1)
+            .with_for_update()
+        )
+        if first is None:
+            continue
+        session.execute(
+            update(Job)
+            .where(Job.coalesced_into == old, Job.status == JobStatus.QUEUED.value)
+            .values(coalesced_into=first.job_id)
+            .execution_options(synchronize_session=False)
+        )
+        session.execute(
+            update(Job)
+            .where(Job.job_id == first.job_id)
+            .values(coalesced_into=None, enqueued_at=None)
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(first)
+        promoted.append(first)
+    return promoted

@@ -204,3 +204,30 @@ def count_cache_hits(session: Session, *, batch_id: str) -> int:
     """Jobs of a batch answered from the result cache."""
     stmt = select(func.count()).where(Job.batch_id == batch_id, Job.cache_hit.is_(True))
     return int(session.scalar(stmt) or 0)
+
+
+def cancel_queued(session: Session, *, tenant: str, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Cancel those of ``job_ids`` that are still queued; returns them.
+
+    A cancelled job's message may still reach a worker; ``claim`` skips it there.
+    """
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    stmt = (
+        update(Job)
+        .where(
+            Job.job_id.in_(ids),
+            Job.tenant_id == tenant,
+            Job.status == JobStatus.QUEUED.value,
+        )
+        .values(
+            status=JobStatus.CANCELLED.value,
+            finished_at=func.now(),
+            error_code="cancelled",
+            error_message="cancelled by the caller",
+        )
+        .returning(Job.job_id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(stmt))

@@ -118,3 +118,74 @@ class CachedResult(Base):
     last_hit_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_result_cache_created_at", "created_at"),)
+
+
+class Tenant(Base):
+    """An API client: jobs, batches and webhook secrets belong to one tenant."""
+
+    __tablename__ = "tenants"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # SHA-256 of the API key; the key itself is shown once and never stored.
+    api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    webhook_secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class Batch(Base):
+    """A named group of jobs; counters are kept by a trigger on ``jobs``."""
+
+    __tablename__ = "batches"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    # Known once the batch is sealed (all its jobs submitted); NULL while open.
+    total_jobs: Mapped[int | None] = mapped_column(Integer)
+    sealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    jobs_seen: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    jobs_final: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    output_uri: Mapped[str | None] = mapped_column(Text)
+
+
+class WebhookDelivery(Base):
+    """One webhook to send (a job or batch event), with its retry state."""
+
+    __tablename__ = "webhook_deliveries"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[str] = mapped_column(String(160))
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookAttempt(Base):
+    """Every HTTP attempt of a delivery, for operators and replays."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)

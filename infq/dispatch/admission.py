@@ -20,6 +20,12 @@ class Admission:
     rows: list[dict[str, Any]] = field(default_factory=list)
     hits: list[uuid.UUID] = field(default_factory=list)
     followers: list[uuid.UUID] = field(default_factory=list)
+    cancelled: list[uuid.UUID] = field(default_factory=list)
+
+    @property
+    def final(self) -> list[uuid.UUID]:
+        """Jobs that are final on arrival."""
+        return [*self.hits, *self.cancelled]
 
 
 def plan(
@@ -28,12 +34,27 @@ def plan(
     leaders: dict[str, uuid.UUID],
     cached: dict[str, CachedResult],
     now: datetime,
+    cancelled: set[tuple[str, str]] | None = None,
 ) -> Admission:
-    """Decide per job; the first job of a key in this poll leads the rest of the poll."""
+    """Decide per job; the first job of a key in this poll leads the rest of the poll.
+
+    Jobs of a cancelled batch are cancelled on arrival and never queued.
+    """
     out = Admission()
     leading = dict(leaders)
+    stopped = cancelled or set()
     for a in accepted:
         row = a.row()
+        if a.request.batch_id and (a.tenant, a.request.batch_id) in stopped:
+            row.update(
+                status="cancelled",
+                error_code="cancelled",
+                error_message="the batch was cancelled",
+                finished_at=now,
+            )
+            out.cancelled.append(a.job_id)
+            out.rows.append(row)
+            continue
         key = a.cache_key
         hit = cached.get(key) if key is not None else None
         if hit is not None:

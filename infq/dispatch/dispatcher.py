@@ -2,11 +2,12 @@
 
 One poll is one unit of work, with every hop batched:
 
-1. triage the polled records (pure, :mod:`infq.dispatch.triage`);
-2. one INSERT … ON CONFLICT DO NOTHING for all of them (the job id is the idempotency
-   key, so a redelivered record is not a second job) and commit;
+1. triage the polled records (pure, :mod:`infq.dispatch.triage`) and plan admission
+   (cache hits, followers of identical in-flight jobs: :mod:`infq.dispatch.admission`);
+2. one INSERT … ON CONFLICT DO NOTHING per row shape (the job id is the idempotency
+   key, so a redelivered record is not a second job), batch seals, and commit;
 3. publish the jobs no Celery message carries yet, a chunk per message;
-4. send dead letters and rejection events, flush the producer;
+4. dead-letter refused records; announce jobs that were final on arrival;
 5. mark the jobs enqueued, then commit the Kafka offsets.
 
 A crash anywhere before 5 redelivers the records; step 2 finds the rows, step 3 finds
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,18 +26,19 @@ from typing import Any
 import orjson
 from celery import Celery
 from kafka import KafkaConsumer, KafkaProducer
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.completion import event_for
+from infq.db import batches as batch_rows
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
-from infq.db.models import Job
 from infq.dispatch.admission import plan
-from infq.dispatch.triage import Limits, Record, Rejection, triage
+from infq.dispatch.enqueue import publish_jobs
+from infq.dispatch.triage import DEFAULT_TENANT, Limits, Record, Rejection, triage
+from infq.notify import Announcer
 from infq.settings import Settings
+from schemas.batches import BatchSeal
 from schemas.events import DeadLetter, JobError, RecordSource
-from workers.batching import chunked
-from workers.messages import TASK_NAME, WorkItem, celery_priority
 from workers.registry import ModelRegistry
 
 log = logging.getLogger("infq.dispatcher")
@@ -54,11 +55,12 @@ class RoundReport:
     rejected: int = 0
     cache_hits: int = 0
     coalesced: int = 0
+    seals: int = 0
     codes: dict[str, int] = field(default_factory=dict)
 
 
 class Dispatcher:
-    """Consumes job records and hands them to workers; see the module docstring."""
+    """Consumes job and batch records and hands jobs to workers; see the module docstring."""
 
     def __init__(
         self,
@@ -76,12 +78,15 @@ class Dispatcher:
         self.celery = celery
         self.consumer = consumer
         self.producer = producer
-        self._stop = threading.Event()
+        self.announcer = Announcer(
+            settings=settings, sessions=sessions, producer=producer, celery=celery
+        )
         self.limits = Limits(
             max_record_bytes=settings.max_record_bytes,
             max_input_bytes=settings.max_input_bytes,
             cache_scope=settings.cache_scope,
         )
+        self._stop = threading.Event()
 
     def stop(self) -> None:
         """Finish the current round, then return from :meth:`run`."""
@@ -107,7 +112,7 @@ class Dispatcher:
             if report.records:
                 log.info(
                     "round records=%d inserted=%d enqueued=%d messages=%d rejected=%d "
-                    "cache_hits=%d coalesced=%d",
+                    "cache_hits=%d coalesced=%d seals=%d",
                     report.records,
                     report.inserted,
                     report.enqueued,
@@ -115,6 +120,7 @@ class Dispatcher:
                     report.rejected,
                     report.cache_hits,
                     report.coalesced,
+                    report.seals,
                 )
 
     def _rewind(self) -> None:
@@ -143,8 +149,13 @@ class Dispatcher:
         report = RoundReport(records=len(records))
         if not records:
             return report
-        accepted, rejected = triage(records, registry=self.registry, limits=self.limits)
+        seal_records = [r for r in records if r.topic == self.settings.batches_topic]
+        job_records = [r for r in records if r.topic != self.settings.batches_topic]
+        seals, bad_seals = _decode_seals(seal_records)
+        accepted, rejected = triage(job_records, registry=self.registry, limits=self.limits)
+        rejected += bad_seals
         with self.sessions.begin() as session:
+            batch_rows.seal(session, seals)
             keys = [a.cache_key for a in accepted if a.cache_key is not None]
             leaders = cache_rows.lock_leaders(session, keys)
             cached = cache_rows.lookup(
@@ -152,54 +163,38 @@ class Dispatcher:
                 [k for k in keys if k not in leaders],
                 max_age=timedelta(days=self.settings.cache_retention_days),
             )
-            admission = plan(accepted, leaders=leaders, cached=cached, now=datetime.now(UTC))
+            stopped = batch_rows.cancelled(
+                session, [(a.tenant, a.request.batch_id) for a in accepted if a.request.batch_id]
+            )
+            admission = plan(
+                accepted, leaders=leaders, cached=cached, cancelled=stopped, now=datetime.now(UTC)
+            )
             rows = admission.rows + [r.row() for r in rejected if r.job_id is not None]
             inserted = job_rows.insert_new(session, rows)
             pending = job_rows.to_enqueue(session, (a.job_id for a in accepted))
-            # Jobs final on arrival (cache hits, rejections) are announced here.
-            final_now = [*admission.hits, *(r.job_id for r in rejected if r.job_id)]
+            # Jobs final on arrival (hits, rejections, cancelled batches) are announced now.
+            final_now = [*admission.final, *(r.job_id for r in rejected if r.job_id)]
             announce = job_rows.load(session, [i for i in final_now if i in inserted])
+            sealed = batch_rows.ready_to_finish(
+                session, [(s["tenant_id"], s["batch_id"]) for s in seals]
+            )
         report.inserted = len(inserted)
         report.cache_hits = sum(1 for i in admission.hits if i in inserted)
         report.coalesced = sum(1 for i in admission.followers if i in inserted)
-        report.messages = self._publish(pending)
+        report.seals = len(seals)
+        report.messages = publish_jobs(self.celery, self.settings, pending)
         report.enqueued = len(pending)
         self._dead_letter(rejected)
-        for job in announce:
-            self.producer.send(
-                self.settings.results_topic,
-                key=str(job.job_id).encode(),
-                value=_dump(event_for(job)),
-            )
         self.producer.flush()
+        self.announcer.jobs_final(announce)
+        self.announcer.finish_batches(sealed)
         with self.sessions.begin() as session:
             job_rows.mark_enqueued(session, (j.job_id for j in pending))
-            job_rows.mark_notified(session, (j.job_id for j in announce))
         self.consumer.commit()
         report.rejected = len(rejected)
         for r in rejected:
             report.codes[r.code] = report.codes.get(r.code, 0) + 1
         return report
-
-    def _publish(self, jobs: list[Job]) -> int:
-        """Send jobs to their model queues, ``dispatch_chunk_size`` per message."""
-        groups: dict[tuple[str, int], list[Job]] = defaultdict(list)
-        for job in jobs:
-            groups[(job.model, job.priority)].append(job)
-        messages = 0
-        with self.celery.producer_or_acquire() as producer:
-            for (model, priority), members in groups.items():
-                for chunk in chunked(members, self.settings.dispatch_chunk_size):
-                    items = [_work_item(j).to_wire() for j in chunk]
-                    self.celery.send_task(
-                        TASK_NAME,
-                        args=[items],
-                        queue=self.settings.model_queue(model),
-                        priority=celery_priority(priority),
-                        producer=producer,
-                    )
-                    messages += 1
-        return messages
 
     def _dead_letter(self, rejected: list[Rejection]) -> None:
         """Send every refused record to the DLQ with its reason and original bytes."""
@@ -229,17 +224,27 @@ class Dispatcher:
             self.producer.send(self.settings.dlq_topic, key=key, value=_dump(letter))
 
 
-def _work_item(job: Job) -> WorkItem:
-    text = (job.input or {}).get("text", "")
-    return WorkItem(
-        job_id=str(job.job_id),
-        model=job.model,
-        task=job.task or "",
-        text=text,
-        params=job.params,
-        cache=job.cache_key is not None,
-        tenant=job.tenant_id,
-    )
+def _decode_seals(records: list[Record]) -> tuple[list[dict[str, Any]], list[Rejection]]:
+    """Batch seal records → seal rows, or rejections for the DLQ."""
+    seals: list[dict[str, Any]] = []
+    bad: list[Rejection] = []
+    for record in records:
+        try:
+            seal = BatchSeal.model_validate_json(record.value or b"")
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(record)"
+            bad.append(Rejection("invalid_seal", f"{where}: {first['msg']}", None, record))
+            continue
+        seals.append(
+            {
+                "tenant_id": seal.tenant or DEFAULT_TENANT,
+                "batch_id": seal.batch_id,
+                "total_jobs": seal.total_jobs,
+                "webhook_url": str(seal.webhook_url) if seal.webhook_url else None,
+            }
+        )
+    return seals, bad
 
 
 def _dump(model: Any) -> bytes:

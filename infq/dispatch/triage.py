@@ -14,6 +14,7 @@ from typing import Any
 
 from infq.cache.key import CacheScope, cache_key
 from infq.errors import RejectedRecord
+from infq.webhooks.urls import RefusedCallbackUrl, check_syntax
 from schemas.jobs import JobRequest, decode_job_request
 from workers.registry import ModelRegistry, ModelSpec
 
@@ -145,6 +146,11 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
                 "input_too_large",
                 f"input.text is {size} bytes; the limit is {limits.max_input_bytes}",
             )
+        if request.webhook_url is not None:
+            try:
+                check_syntax(str(request.webhook_url))
+            except RefusedCallbackUrl as e:
+                raise RejectedRecord("invalid_webhook_url", e.reason) from e
         spec, task, params = registry.check_job(
             model=request.model, task=request.task, params=request.params
         )

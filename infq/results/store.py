@@ -7,7 +7,7 @@ job row's pointer says which adapter reads it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -38,6 +38,14 @@ class ResultStore(Protocol):
 
     def ensure_ready(self) -> None:
         """Create the bucket/folder if needed (called by ``infq init``)."""
+        ...
+
+    def get(self, uri: str) -> bytes:
+        """The whole object at ``uri``."""
+        ...
+
+    def put_file(self, key: str, file: BinaryIO) -> str:
+        """Store a (possibly large) file under ``key``, streaming; returns its uri."""
         ...
 
 
@@ -77,13 +85,32 @@ class S3ResultStore:
         parsed = urlparse(uri)
         if parsed.scheme != "s3":
             raise ResultStoreError(uri, "not an s3:// uri")
-        answer = self._client.get_object(
-            Bucket=parsed.netloc,
-            Key=parsed.path.lstrip("/"),
-            Range=f"bytes={offset}-{offset + length - 1}",
-        )
+        try:
+            answer = self._client.get_object(
+                Bucket=parsed.netloc,
+                Key=parsed.path.lstrip("/"),
+                Range=f"bytes={offset}-{offset + length - 1}",
+            )
+        except Exception as e:  # botocore's errors are generated classes
+            raise ResultStoreError(uri, f"cannot read the payload: {e}") from e
         data: bytes = answer["Body"].read()
         return data
+
+    def get(self, uri: str) -> bytes:
+        """One GET of the whole object."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3":
+            raise ResultStoreError(uri, "not an s3:// uri")
+        answer = self._client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
+        data: bytes = answer["Body"].read()
+        return data
+
+    def put_file(self, key: str, file: BinaryIO) -> str:
+        """Multipart upload when large (boto3's transfer manager)."""
+        self._client.upload_fileobj(
+            file, self.bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"}
+        )
+        return f"s3://{self.bucket}/{key}"
 
     def ensure_ready(self) -> None:
         """Create the bucket when it does not exist."""
@@ -122,8 +149,7 @@ class FileResultStore:
         tmp.replace(path)
         return path.as_uri()
 
-    def get_range(self, uri: str, *, offset: int, length: int) -> bytes:
-        """Read the span from the file."""
+    def _path_of(self, uri: str) -> Path:
         parsed = urlparse(uri)
         if parsed.scheme != "file":
             raise ResultStoreError(uri, "not a file:// uri")
@@ -132,9 +158,23 @@ class FileResultStore:
         path = Path(url2pathname(parsed.path))
         if self.root not in path.resolve().parents:
             raise ResultStoreError(uri, f"outside the store root {self.root}")
+        return path
+
+    def get_range(self, uri: str, *, offset: int, length: int) -> bytes:
+        """Read the span from the file."""
+        path = self._path_of(uri)
         with path.open("rb") as f:
             f.seek(offset)
             return f.read(length)
+
+    def get(self, uri: str) -> bytes:
+        """Read the whole file."""
+        path = self._path_of(uri)
+        return path.read_bytes()
+
+    def put_file(self, key: str, file: BinaryIO) -> str:
+        """Copy the file under the root."""
+        return self.put(key, file.read())
 
     def ensure_ready(self) -> None:
         """Create the root folder."""

@@ -11,14 +11,18 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bootstrap import initialise
+from infq.bootstrap import forget_lost_payloads, initialise
 from infq.db.session import make_engine, make_sessionmaker
 from infq.settings import Settings
+from infq.stack.processes import free_port
 from infq.stack.supervisor import Stack
-from tests.integration.harness import InfqProcess, unique
+from infq.tenants import Credentials
+from infq.tenants import create as create_tenant
+from tests.integration.harness import InfqProcess, unique, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_DIR = ROOT / ".infq" / "test-stack"
@@ -38,12 +42,20 @@ def stack_env() -> Iterator[dict[str, str]]:
         "INFQ_DLQ_TOPIC": unique("test.dlq"),
         "INFQ_CONSUMER_GROUP": unique("test-dispatcher"),
         "INFQ_MAX_WAIT_MS": "100",
+        "INFQ_BATCHES_TOPIC": unique("test.batches"),
+        "INFQ_WEBHOOK_ALLOW": '["127.0.0.0/8"]',
+        "INFQ_WEBHOOK_BASE_DELAY_S": "0.3",
+        "INFQ_WEBHOOK_MAX_DELAY_S": "1.0",
+        "INFQ_WEBHOOK_MAX_ATTEMPTS": "4",
+        "INFQ_API_PORT": str(free_port()),
         "HF_HUB_OFFLINE": "1",
     }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         initialise(Settings())
+        if any(s.name == "s3" and s.started_now for s in states):
+            forget_lost_payloads(Settings())
         yield env
     finally:
         for k, v in saved.items():
@@ -83,3 +95,40 @@ def dispatcher(stack_env: dict[str, str], worker: InfqProcess) -> Iterator[InfqP
     proc = InfqProcess(["dispatcher"], env=stack_env, log_path=LOG_DIR / "dispatcher.log")
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def notifier(stack_env: dict[str, str]) -> Iterator[InfqProcess]:
+    """The webhook and batch-finalize worker."""
+    proc = InfqProcess(["notifier"], env=stack_env, log_path=LOG_DIR / "notifier.log")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def api(stack_env: dict[str, str], dispatcher: InfqProcess, notifier: InfqProcess) -> Iterator[str]:
+    """The REST API as a real uvicorn process; yields its base URL."""
+    proc = InfqProcess(["api"], env=stack_env, log_path=LOG_DIR / "api.log")
+    base = f"http://127.0.0.1:{stack_env['INFQ_API_PORT']}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(up, timeout_s=60, what="the API to answer /healthz")
+    yield base
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def tenants_made(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Credentials]:
+    """Two tenants with API keys and webhook secrets."""
+    made = {}
+    with sessions.begin() as session:
+        for name in ("alpha", "beta"):
+            creds = create_tenant(session, unique(name))
+            assert creds is not None
+            made[name] = creds
+    return made

@@ -157,3 +157,62 @@ def completion_events(
         if m["job_id"] in wanted:
             found.setdefault(m["job_id"], []).append(m)
     return found
+
+
+class Receiver:
+    """A real HTTP webhook receiver on loopback that verifies every signature.
+
+    ``answers`` is consumed one status code per request (then 200). Each request is
+    recorded with whether its signature verified against ``secret``.
+    """
+
+    def __init__(self, secret: str, *, port: int = 0, answers: Iterable[int] = ()) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from infq.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+
+        self.secret = secret
+        self.answers = list(answers)
+        self.received: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    verify(
+                        receiver.secret,
+                        timestamp_header=self.headers.get(TIMESTAMP_HEADER, ""),
+                        signature_header=self.headers.get(SIGNATURE_HEADER, ""),
+                        body=body,
+                        now_s=time.time(),
+                    )
+                    verified = True
+                except Exception:
+                    verified = False
+                code = receiver.answers.pop(0) if receiver.answers else 200
+                receiver.received.append(
+                    {"body": orjson.loads(body), "verified": verified, "answered": code,
+                     "headers": dict(self.headers)}
+                )  # fmt: skip
+                self.send_response(code)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        """Where to send webhooks."""
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def close(self) -> None:
+        """Stop serving."""
+        self.server.shutdown()
+        self.server.server_close()

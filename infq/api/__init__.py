@@ -1,0 +1,1 @@
+"""The REST gateway (FastAPI): submit, inspect and cancel jobs and batches."""

@@ -1,0 +1,98 @@
+"""Operator commands: ``infq tenants …`` and ``infq webhooks …``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infq import tenants as tenant_rows
+from infq.db import webhooks as webhook_rows
+from infq.db.session import make_engine, make_sessionmaker
+from infq.settings import Settings
+
+console = Console()
+tenants_app = typer.Typer(help="API keys and webhook secrets.", no_args_is_help=True)
+
+
+@tenants_app.command("create")
+def create_tenant(tenant_id: Annotated[str, typer.Argument(help="Tenant id.")]) -> None:
+    """Create a tenant; prints its API key and webhook secret (shown only now)."""
+    engine = make_engine(Settings().database, pool_size=1)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            made = tenant_rows.create(session, tenant_id)
+    finally:
+        engine.dispose()
+    if made is None:
+        console.print(f"[red]tenant {tenant_id!r} exists[/]")
+        raise typer.Exit(1)
+    console.print(f"tenant: {made.tenant_id}")
+    console.print(f"api key: {made.api_key}")
+    console.print(f"webhook secret: {made.webhook_secret}")
+
+
+@tenants_app.command("list")
+def list_tenants() -> None:
+    """List tenants."""
+    engine = make_engine(Settings().database, pool_size=1)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = tenant_rows.all_tenants(session)
+    finally:
+        engine.dispose()
+    table = Table("tenant", "api key", "created")
+    for t in rows:
+        created = f"{t.created_at:%Y-%m-%d %H:%M}"
+        table.add_row(t.tenant_id, "yes" if t.api_key_hash else "-", created)
+    console.print(table)
+
+
+webhooks_app = typer.Typer(help="Webhook deliveries.")
+
+
+@webhooks_app.callback(invoke_without_command=True)
+def webhooks(
+    ctx: typer.Context,
+    failed: Annotated[bool, typer.Option("--failed", help="List dead deliveries.")] = False,
+) -> None:
+    """``infq webhooks --failed`` lists dead deliveries; ``replay ID`` resends one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not failed:
+        console.print("use --failed to list dead deliveries, or `infq webhooks replay ID`")
+        raise typer.Exit(2)
+    engine = make_engine(Settings().database, pool_size=1)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = webhook_rows.dead(session)
+    finally:
+        engine.dispose()
+    table = Table("delivery", "event", "subject", "url", "attempts", "last error")
+    for d in rows:
+        last = d.last_error or (f"HTTP {d.last_status_code}" if d.last_status_code else "")
+        table.add_row(str(d.delivery_id), d.event, d.subject_id, d.url, str(d.attempts), last)
+    console.print(table)
+
+
+@webhooks_app.command("replay")
+def replay(delivery_id: Annotated[str, typer.Argument(help="A dead delivery's id.")]) -> None:
+    """Send a dead webhook delivery again, with a fresh attempt budget."""
+    from infq.notify import DELIVER_TASK, WEBHOOK_QUEUE
+    from workers.app import create_app
+
+    settings = Settings()
+    engine = make_engine(settings.database, pool_size=1)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            reopened = webhook_rows.reopen(session, uuid.UUID(delivery_id))
+    finally:
+        engine.dispose()
+    if not reopened:
+        console.print(f"[red]no dead delivery {delivery_id}[/]")
+        raise typer.Exit(1)
+    create_app(settings).send_task(DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE)
+    console.print(f"replaying {delivery_id}")

@@ -1,0 +1,47 @@
+"""Publishing jobs to their model queues, a chunk of jobs per Celery message."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from celery import Celery
+
+from infq.db.models import Job
+from infq.settings import Settings
+from workers.batching import chunked
+from workers.messages import TASK_NAME, WorkItem, celery_priority
+
+
+def work_item(job: Job) -> WorkItem:
+    """What the worker needs of a job row."""
+    text = (job.input or {}).get("text", "")
+    return WorkItem(
+        job_id=str(job.job_id),
+        model=job.model,
+        task=job.task or "",
+        text=text,
+        params=job.params,
+        cache=job.cache_key is not None,
+        tenant=job.tenant_id,
+    )
+
+
+def publish_jobs(celery: Celery, settings: Settings, jobs: list[Job]) -> int:
+    """Send jobs to ``infq.model.<model>``, ``dispatch_chunk_size`` per message; returns
+    the number of messages. One broker connection for all of them."""
+    groups: dict[tuple[str, int], list[Job]] = defaultdict(list)
+    for job in jobs:
+        groups[(job.model, job.priority)].append(job)
+    messages = 0
+    with celery.producer_or_acquire() as producer:
+        for (model, priority), members in groups.items():
+            for chunk in chunked(members, settings.dispatch_chunk_size):
+                celery.send_task(
+                    TASK_NAME,
+                    args=[[work_item(j).to_wire() for j in chunk]],
+                    queue=settings.model_queue(model),
+                    priority=celery_priority(priority),
+                    producer=producer,
+                )
+                messages += 1
+    return messages

@@ -1,0 +1,98 @@
+"""Telling the world a job is final: completion events, webhooks, batch completion.
+
+Used by every place where jobs become final (dispatcher: cache hits, rejections,
+cancellations on arrival; workers: computed results; the API: cancellations). Each step
+is at least once and idempotent downstream:
+
+1. completion events on ``infq.results``, flushed, then ``notified_at`` is set (a job
+   left unmarked by a crash is announced again by the next delivery of its message);
+2. one webhook delivery per job with a ``webhook_url`` (unique per job, so announcing
+   twice creates one delivery), each handed to the webhook queue;
+3. for batches the jobs belong to, a finalize task when all their jobs are final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+from celery import Celery
+from kafka import KafkaProducer
+from sqlalchemy.orm import Session, sessionmaker
+
+from infq.completion import event_for
+from infq.db import batches as batch_rows
+from infq.db import jobs as job_rows
+from infq.db import webhooks as webhook_rows
+from infq.db.models import Job
+from infq.settings import Settings
+
+DELIVER_TASK = "infq.deliver_webhook"
+FINALIZE_TASK = "infq.finalize_batch"
+WEBHOOK_QUEUE = "infq.webhooks"
+CONTROL_QUEUE = "infq.control"
+
+
+class Announcer:
+    """Publishes what became final; owns no connections (they are passed in)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        producer: KafkaProducer,
+        celery: Celery,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.producer = producer
+        self.celery = celery
+
+    def jobs_final(self, jobs: Sequence[Job]) -> None:
+        """Announce final jobs (any mix of tenants, batches and outcomes)."""
+        if not jobs:
+            return
+        topic = self.settings.results_topic
+        for job in jobs:
+            event = event_for(job).model_dump(mode="json")
+            self.producer.send(topic, key=str(job.job_id).encode(), value=orjson.dumps(event))
+        self.producer.flush()
+        hooks = [
+            {
+                "tenant_id": j.tenant_id,
+                "event": "job.completed",
+                "subject_id": str(j.job_id),
+                "url": j.webhook_url,
+                "payload": event_for(j).model_dump(mode="json"),
+            }
+            for j in jobs
+            if j.webhook_url
+        ]
+        batches = {(j.tenant_id, j.batch_id) for j in jobs if j.batch_id}
+        with self.sessions.begin() as session:
+            job_rows.mark_notified(session, [j.job_id for j in jobs])
+            deliveries = webhook_rows.ensure(session, hooks)
+            ready = batch_rows.ready_to_finish(session, batches)
+        self.send_deliveries([str(d) for d in deliveries])
+        self.finish_batches(ready)
+
+    def send_deliveries(self, delivery_ids: Sequence[str]) -> None:
+        """One webhook task per delivery, on the webhook queue."""
+        if not delivery_ids:
+            return
+        with self.celery.producer_or_acquire() as producer:
+            for delivery_id in delivery_ids:
+                self.celery.send_task(
+                    DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE, producer=producer
+                )
+
+    def finish_batches(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Ask the control queue to write the output of batches whose jobs are all final."""
+        if not keys:
+            return
+        with self.celery.producer_or_acquire() as producer:
+            for tenant, batch_id in keys:
+                self.celery.send_task(
+                    FINALIZE_TASK, args=[tenant, batch_id], queue=CONTROL_QUEUE, producer=producer
+                )

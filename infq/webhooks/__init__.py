@@ -1,0 +1,1 @@
+"""Webhooks: signed callbacks with retries, and the checks that keep them off private networks."""
