@@ -54,12 +54,20 @@ def record_attempt(
     error: str | None,
     duration_ms: int,
 ) -> None:
-    """Count one attempt and move the delivery to ``status`` (pending/delivered/dead)."""
-    attempt = delivery.attempts + 1
+    """Count one attempt and move the delivery to ``status`` (pending/delivered/dead).
+
+    ``attempts`` on the delivery counts since it was last (re)opened (the budget);
+    attempt rows are numbered across replays, so history is never overwritten.
+    """
+    numbered = session.scalar(
+        select(func.coalesce(func.max(WebhookAttempt.attempt), 0)).where(
+            WebhookAttempt.delivery_id == delivery.delivery_id
+        )
+    )
     session.add(
         WebhookAttempt(
             delivery_id=delivery.delivery_id,
-            attempt=attempt,
+            attempt=int(numbered or 0) + 1,
             duration_ms=duration_ms,
             status_code=status_code,
             error=error,
@@ -69,7 +77,7 @@ def record_attempt(
         update(WebhookDelivery)
         .where(WebhookDelivery.delivery_id == delivery.delivery_id)
         .values(
-            attempts=attempt,
+            attempts=delivery.attempts + 1,
             status=status,
             last_status_code=status_code,
             last_error=error,
