@@ -20,7 +20,7 @@ from infq.settings import Settings
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 INFRA_SERVICES = ("kafka", "postgres", "redis", "minio")
-INFQ_SERVICES = ("init", "dispatcher", "worker", "flower")
+INFQ_SERVICES = ("init", "dispatcher", "worker", "flower", "notifier", "api")
 
 
 def _services() -> dict[str, dict[str, Any]]:
