@@ -8,7 +8,7 @@ from infq import tenants
 from infq.bus import ensure_topics
 from infq.db.cache import purge_all
 from infq.db.migrate import upgrade_to_head
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import one_shot_sessions
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 
@@ -24,12 +24,8 @@ class InitReport:
 def initialise(settings: Settings) -> InitReport:
     """Migrate Postgres, ensure the default tenant, create Kafka topics and the bucket."""
     upgrade_to_head(settings.database)
-    engine = make_engine(settings.database, pool_size=1)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            tenants.ensure_default(session)
-    finally:
-        engine.dispose()
+    with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
+        tenants.ensure_default(session)
     created = ensure_topics(settings)
     store = S3ResultStore.from_settings(settings)
     store.ensure_ready()
@@ -43,9 +39,5 @@ def forget_lost_payloads(settings: Settings) -> int:
     restarts the cache would point at payloads that are gone. Jobs keep their rows;
     their old payloads are reported missing by ``infq status``.
     """
-    engine = make_engine(settings.database, pool_size=1)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            return purge_all(session)
-    finally:
-        engine.dispose()
+    with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
+        return purge_all(session)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from infq import tenants as tenant_rows
 from infq.db import webhooks as webhook_rows
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import one_shot_sessions
 from infq.settings import Settings
 
 console = Console()
@@ -21,12 +21,8 @@ tenants_app = typer.Typer(help="API keys and webhook secrets.", no_args_is_help=
 @tenants_app.command("create")
 def create_tenant(tenant_id: Annotated[str, typer.Argument(help="Tenant id.")]) -> None:
     """Create a tenant; prints its API key and webhook secret (shown only now)."""
-    engine = make_engine(Settings().database, pool_size=1)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            made = tenant_rows.create(session, tenant_id)
-    finally:
-        engine.dispose()
+    with one_shot_sessions(Settings().database) as sessions, sessions.begin() as session:
+        made = tenant_rows.create(session, tenant_id)
     if made is None:
         console.print(f"[red]tenant {tenant_id!r} exists[/]")
         raise typer.Exit(1)
@@ -38,12 +34,8 @@ def create_tenant(tenant_id: Annotated[str, typer.Argument(help="Tenant id.")]) 
 @tenants_app.command("list")
 def list_tenants() -> None:
     """List tenants."""
-    engine = make_engine(Settings().database, pool_size=1)
-    try:
-        with make_sessionmaker(engine)() as session:
-            rows = tenant_rows.all_tenants(session)
-    finally:
-        engine.dispose()
+    with one_shot_sessions(Settings().database) as sessions, sessions() as session:
+        rows = tenant_rows.all_tenants(session)
     table = Table("tenant", "api key", "created")
     for t in rows:
         created = f"{t.created_at:%Y-%m-%d %H:%M}"
@@ -65,12 +57,8 @@ def webhooks(
     if not failed:
         console.print("use --failed to list dead deliveries, or `infq webhooks replay ID`")
         raise typer.Exit(2)
-    engine = make_engine(Settings().database, pool_size=1)
-    try:
-        with make_sessionmaker(engine)() as session:
-            rows = webhook_rows.dead(session)
-    finally:
-        engine.dispose()
+    with one_shot_sessions(Settings().database) as sessions, sessions() as session:
+        rows = webhook_rows.dead(session)
     table = Table("delivery", "event", "subject", "url", "attempts", "last error")
     for d in rows:
         last = d.last_error or (f"HTTP {d.last_status_code}" if d.last_status_code else "")
@@ -85,12 +73,8 @@ def replay(delivery_id: Annotated[str, typer.Argument(help="A dead delivery's id
     from workers.app import create_app
 
     settings = Settings()
-    engine = make_engine(settings.database, pool_size=1)
-    try:
-        with make_sessionmaker(engine).begin() as session:
-            reopened = webhook_rows.reopen(session, uuid.UUID(delivery_id))
-    finally:
-        engine.dispose()
+    with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
+        reopened = webhook_rows.reopen(session, uuid.UUID(delivery_id))
     if not reopened:
         console.print(f"[red]no dead delivery {delivery_id}[/]")
         raise typer.Exit(1)

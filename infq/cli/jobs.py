@@ -14,7 +14,7 @@ from rich.table import Table
 
 from infq.completion import event_for
 from infq.db import jobs as job_rows
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import one_shot_sessions
 from infq.follow import follow_batch
 from infq.results.fetch import read_result
 from infq.results.store import ResultStoreError, S3ResultStore
@@ -74,8 +74,7 @@ def precompute(
         r.model_copy(update={"tenant": tenant, "cache": True})
         for r in _read_requests(file, model=model, batch_id=batch)
     ]
-    engine = make_engine(settings.database, pool_size=1)
-    try:
+    with one_shot_sessions(settings.database) as sessions:
         with (
             JobProducer(settings.kafka, topic=settings.jobs_topic) as producer,
             Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar,
@@ -84,14 +83,12 @@ def precompute(
             producer.submit_requests(requests, on_sent=lambda n: bar.advance(sending, n))
             computing = bar.add_task("precomputing", total=len(requests))
             follow_batch(
-                make_sessionmaker(engine), batch, total=len(requests), bar=bar,
-                task=computing, timeout_s=timeout_s,
+                sessions, batch, total=len(requests), bar=bar, task=computing,
+                timeout_s=timeout_s,
             )  # fmt: skip
-        with make_sessionmaker(engine)() as session:
+        with sessions() as session:
             counts = job_rows.count_by_status(session, batch_id=batch)
             cached = job_rows.count_cache_hits(session, batch_id=batch)
-    finally:
-        engine.dispose()
     summary = ", ".join(f"{s}: {n}" for s, n in sorted(counts.items()))
     console.print(
         f"precomputed {len(requests)} inputs ({summary}; {cached} were already cached); "
@@ -109,12 +106,8 @@ def status(
         key = uuid.UUID(job_id)
     except ValueError as e:
         raise typer.BadParameter(f"{job_id!r} is not a UUID") from e
-    engine = make_engine(settings.database, pool_size=1)
-    try:
-        with make_sessionmaker(engine)() as session:
-            job = job_rows.get(session, key)
-    finally:
-        engine.dispose()
+    with one_shot_sessions(settings.database) as sessions, sessions() as session:
+        job = job_rows.get(session, key)
     if job is None:
         console.print(f"[red]no job with id {job_id}[/]")
         raise typer.Exit(2)
