@@ -44,9 +44,9 @@ def stack_env() -> Iterator[dict[str, str]]:
         "INFQ_MAX_WAIT_MS": "100",
         "INFQ_BATCHES_TOPIC": unique("test.batches"),
         "INFQ_WEBHOOK_ALLOW": '["127.0.0.0/8"]',
-        "INFQ_WEBHOOK_BASE_DELAY_S": "0.3",
-        "INFQ_WEBHOOK_MAX_DELAY_S": "1.0",
-        "INFQ_WEBHOOK_MAX_ATTEMPTS": "4",
+        "INFQ_WEBHOOK_BASE_DELAY_S": "0.5",
+        "INFQ_WEBHOOK_MAX_DELAY_S": "1.5",
+        "INFQ_WEBHOOK_MAX_ATTEMPTS": "6",
         "INFQ_API_PORT": str(free_port()),
         "HF_HUB_OFFLINE": "1",
     }
