@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from infq.api.context import Context, TenantId
+from infq.api.context import ApiContext, Context, TenantId
 from infq.api.jobs import cancel_jobs, check_callback, publish
 from infq.api.views import BatchCreated, BatchView, Cancelled
 from infq.db import batches as batch_rows
@@ -37,11 +38,25 @@ async def upload(
     body = await request.body()
     if len(body) > limit:
         raise HTTPException(413, f"body is {len(body)} bytes; the limit is {limit}")
+    # Parsing, Postgres and Kafka block: keep them off the event loop.
+    return await run_in_threadpool(
+        _create_batch, ctx, tenant, body, model=model, batch_id=batch_id, webhook_url=webhook_url
+    )
+
+
+def _create_batch(
+    ctx: ApiContext,
+    tenant: str,
+    body: bytes,
+    *,
+    model: str,
+    batch_id: str | None,
+    webhook_url: str | None,
+) -> BatchCreated:
     batch = batch_id or new_batch_id()
     try:
-        requests = requests_from_lines(
-            body.decode("utf-8").splitlines(), model=model, batch_id=batch
-        )
+        lines = body.decode("utf-8").splitlines()
+        requests = requests_from_lines(lines, model=model, batch_id=batch)
     except (BadLine, UnicodeDecodeError) as e:
         raise HTTPException(422, str(e)) from e
     if not requests:
