@@ -49,14 +49,6 @@ class UnknownModel(InfqError):
         self.known = known
 
 
-class JobNotFound(InfqError):
-    """No job with this id exists."""
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"no job with id {job_id}")
-        self.job_id = job_id
-
-
 class PermanentFailure(InfqError):
     """A job failed in a way that retrying cannot fix (bad input for the model, ...)."""
 
@@ -64,11 +56,3 @@ class PermanentFailure(InfqError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
-
-
-class RetryLater(InfqError):
-    """A transient failure: the work should be tried again after ``delay_s``."""
-
-    def __init__(self, message: str, *, delay_s: float) -> None:
-        super().__init__(message)
-        self.delay_s = delay_s

@@ -54,9 +54,9 @@ class Announcer:
         if not jobs:
             return
         topic = self.settings.results_topic
-        for job in jobs:
-            event = event_for(job).model_dump(mode="json")
-            self.producer.send(topic, key=str(job.job_id).encode(), value=orjson.dumps(event))
+        events = {j.job_id: event_for(j).model_dump(mode="json") for j in jobs}
+        for job_id, event in events.items():
+            self.producer.send(topic, key=str(job_id).encode(), value=orjson.dumps(event))
         self.producer.flush()
         hooks = [
             {
@@ -64,7 +64,7 @@ class Announcer:
                 "event": "job.completed",
                 "subject_id": str(j.job_id),
                 "url": j.webhook_url,
-                "payload": event_for(j).model_dump(mode="json"),
+                "payload": events[j.job_id],
             }
             for j in jobs
             if j.webhook_url

@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.webhooks_app, name="webhooks")
+app.add_typer(admin.cache_app, name="cache")
 app.command("init")(run.init)
 app.command("dispatcher")(run.dispatcher)
 app.command("worker")(run.worker)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -10,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infq import tenants as tenant_rows
+from infq.db import cache as cache_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.session import one_shot_sessions
 from infq.settings import Settings
@@ -80,3 +82,16 @@ def replay(delivery_id: Annotated[str, typer.Argument(help="A dead delivery's id
         raise typer.Exit(1)
     create_app(settings).send_task(DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE)
     console.print(f"replaying {delivery_id}")
+
+
+cache_app = typer.Typer(help="The result cache index.", no_args_is_help=True)
+
+
+@cache_app.command("purge")
+def purge_cache() -> None:
+    """Delete cache entries older than INFQ_CACHE_RETENTION_DAYS (they are never served)."""
+    settings = Settings()
+    max_age = timedelta(days=settings.cache_retention_days)
+    with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
+        removed = cache_rows.purge_expired(session, max_age=max_age)
+    console.print(f"removed {removed} expired cache entries")
