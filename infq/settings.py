@@ -145,7 +145,7 @@ class Settings(BaseSettings):
         if value is None:
             raise ConfigurationError(
                 f"INFQ_{name.upper()} is not set and no local stack is recorded in "
-                f"{self.stack_dir / STACK_FILE_NAME}: run `infq stack up` or set it"
+                f"{self.stack_file}: run `infq stack up` or set it"
             )
         return str(value)
 

@@ -9,13 +9,13 @@ never collide. ``down`` stops only pids recorded there.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from infq.errors import StackError
+from infq.settings import STACK_FILE_NAME
 from infq.stack.processes import free_port, is_alive, port_is_free, wait_until
 from infq.stack.services import Service, all_services
 
@@ -45,7 +45,7 @@ class Stack:
     @property
     def record_path(self) -> Path:
         """``stack.json``."""
-        return self.stack_dir / "stack.json"
+        return self.stack_dir / STACK_FILE_NAME
 
     def _read(self) -> dict[str, Any]:
         if not self.record_path.is_file():
@@ -87,7 +87,6 @@ class Stack:
                 raise StackError(service.name, f"not healthy on port {port}; see {log}")
             record["services"][service.name] = {"pid": started.pid, "port": port}
             record["urls"].update(service.urls(port=port))
-            record["owner_pid"] = os.getpid()
             self._write(record)
             states.append(ServiceState(service.name, port, started.pid, True, True, True))
         return states
