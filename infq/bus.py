@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from infq.errors import PublishFailed
 
 if TYPE_CHECKING:
     from infq.settings import Settings
@@ -24,6 +31,104 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     }
     config.update(overrides)
     return KafkaProducer(**config)
+
+
+log = logging.getLogger("infq.bus")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One record to produce."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class Publisher:
+    """Produces records and says which ones a broker acknowledged; never drops silently.
+
+    ``KafkaProducer.flush()`` returns normally even when every batch failed (an
+    idempotent producer whose id a restarted broker forgot fails with
+    ``UnknownProducerIdError`` from then on), so every send's future is checked. After
+    any failure the producer is closed and a fresh one (with a new producer id) is made
+    on the next call: the process recovers without a restart.
+    """
+
+    def __init__(self, factory: Callable[[], KafkaProducer], *, timeout_s: float = 30.0) -> None:
+        self._factory = factory
+        self._timeout_s = timeout_s
+        self._producer: KafkaProducer | None = None
+        self._lock = threading.Lock()
+
+    def _current(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = self._factory()
+            return self._producer
+
+    def _discard(self, producer: KafkaProducer) -> None:
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        with contextlib.suppress(Exception):  # a broken producer may fail to close
+            producer.close(timeout=0)
+
+    def send(self, messages: Sequence[Message]) -> list[bool]:
+        """Send and wait; ``result[i]`` is whether ``messages[i]`` was acknowledged."""
+        if not messages:
+            return []
+        try:
+            producer = self._current()
+        except KafkaError as e:
+            log.warning("kafka unavailable: %s", e)
+            return [False] * len(messages)
+        futures = []
+        acked: list[bool] = []
+        try:
+            for m in messages:
+                futures.append(producer.send(m.topic, key=m.key, value=m.value))
+            producer.flush(timeout=self._timeout_s)
+        except KafkaError as e:
+            log.warning("kafka send failed: %s", e)
+        for future in futures:
+            try:
+                future.get(timeout=0)
+                acked.append(True)
+            except Exception:
+                acked.append(False)
+        acked.extend([False] * (len(messages) - len(acked)))
+        if not all(acked):
+            log.warning(
+                "kafka did not acknowledge %d of %d records; renewing the producer",
+                acked.count(False),
+                len(acked),
+            )
+            self._discard(producer)
+        return acked
+
+    def send_or_raise(self, messages: Sequence[Message]) -> None:
+        """Send all or raise :class:`PublishFailed` (the caller decides what to retry)."""
+        acked = self.send(messages)
+        if not all(acked):
+            raise PublishFailed(failed=acked.count(False), total=len(acked))
+
+    def partitions_for(self, topic: str) -> set[int] | None:
+        """The topic's partitions as the broker reports them (a liveness probe)."""
+        partitions: set[int] | None = self._current().partitions_for(topic)
+        return partitions
+
+    def close(self) -> None:
+        """Flush and close the current producer, if any."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=10)
+
+
+def make_publisher(settings: Settings) -> Publisher:
+    """A :class:`Publisher` over :func:`make_producer` (connects on first send)."""
+    return Publisher(lambda: make_producer(settings))
 
 
 def make_consumer(settings: Settings, *, topics: list[str], group_id: str) -> KafkaConsumer:

@@ -56,3 +56,12 @@ class PermanentFailure(InfqError):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+class PublishFailed(InfqError):
+    """Kafka did not acknowledge some records; nothing was dropped silently."""
+
+    def __init__(self, *, failed: int, total: int) -> None:
+        super().__init__(f"Kafka did not acknowledge {failed} of {total} records")
+        self.failed = failed
+        self.total = total

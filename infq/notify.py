@@ -4,8 +4,9 @@ Used by every place where jobs become final (dispatcher: cache hits, rejections,
 cancellations on arrival; workers: computed results; the API: cancellations). Each step
 is at least once and idempotent downstream:
 
-1. completion events on ``infq.results``, flushed, then ``notified_at`` is set (a job
-   left unmarked by a crash is announced again by the next delivery of its message);
+1. completion events on ``infq.results``; ``notified_at`` is set only for the events a
+   broker acknowledged. Final jobs left unmarked (Kafka away, a crash in between) are
+   the outbox: the scheduler's sweeper announces them again (:mod:`infq.scheduler`);
 2. one webhook delivery per job with a ``webhook_url`` (unique per job, so announcing
    twice creates one delivery), each handed to the webhook queue;
 3. for batches the jobs belong to, a finalize task when all their jobs are final.
@@ -17,9 +18,9 @@ from collections.abc import Sequence
 
 import orjson
 from celery import Celery
-from kafka import KafkaProducer
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.bus import Message, Publisher
 from infq.completion import event_for
 from infq.db import batches as batch_rows
 from infq.db import jobs as job_rows
@@ -41,23 +42,29 @@ class Announcer:
         *,
         settings: Settings,
         sessions: sessionmaker[Session],
-        producer: KafkaProducer,
+        publisher: Publisher,
         celery: Celery,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
-        self.producer = producer
+        self.publisher = publisher
         self.celery = celery
 
-    def jobs_final(self, jobs: Sequence[Job]) -> None:
-        """Announce final jobs (any mix of tenants, batches and outcomes)."""
+    def jobs_final(self, jobs: Sequence[Job]) -> int:
+        """Announce final jobs (any mix of tenants, batches and outcomes).
+
+        Returns how many events Kafka did not confirm; those jobs stay in the outbox.
+        Webhook deliveries and batch completion are rows first, so they happen whatever
+        Kafka does.
+        """
         if not jobs:
-            return
+            return 0
         topic = self.settings.results_topic
         events = {j.job_id: event_for(j).model_dump(mode="json") for j in jobs}
-        for job_id, event in events.items():
-            self.producer.send(topic, key=str(job_id).encode(), value=orjson.dumps(event))
-        self.producer.flush()
+        acked = self.publisher.send(
+            [Message(topic, str(job_id).encode(), orjson.dumps(e)) for job_id, e in events.items()]
+        )
+        confirmed = [job_id for job_id, ok in zip(events, acked, strict=True) if ok]
         hooks = [
             {
                 "tenant_id": j.tenant_id,
@@ -71,11 +78,12 @@ class Announcer:
         ]
         batches = {(j.tenant_id, j.batch_id) for j in jobs if j.batch_id}
         with self.sessions.begin() as session:
-            job_rows.mark_notified(session, [j.job_id for j in jobs])
+            job_rows.mark_notified(session, confirmed)
             deliveries = webhook_rows.ensure(session, hooks)
             ready = batch_rows.ready_to_finish(session, batches)
         self.send_deliveries([str(d) for d in deliveries])
         self.finish_batches(ready)
+        return len(jobs) - len(confirmed)
 
     def send_deliveries(self, delivery_ids: Sequence[str]) -> None:
         """One webhook task per delivery, on the webhook queue."""

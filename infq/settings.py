@@ -91,8 +91,35 @@ class Settings(BaseSettings):
     # --- worker ---
     device: str = Field(default="auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")
     worker_concurrency: int = Field(default=1, ge=1)
-    # Redis redelivers an unacknowledged message after this long (a killed worker's work).
+    # Redis redelivers an unacknowledged message after this long. Postgres leases, not
+    # this, bring a dead worker's jobs back; it only bounds stray duplicate messages.
     visibility_timeout_s: int = Field(default=300, ge=10)
+
+    # --- scheduler: Postgres holds the backlog, Redis a small window under leases ---
+    lease_s: float = Field(
+        default=15.0, ge=2, description="A job held by a silent worker returns after this."
+    )
+    heartbeat_interval_s: float = Field(
+        default=3.0, gt=0, description="How often a worker renews its process row and leases."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Workers lost on one job before it fails (worker_lost)."
+    )
+    window_batches: float = Field(
+        default=2.0, gt=0, description="Jobs handed out per live worker slot, in batches."
+    )
+    scheduler_interval_ms: int = Field(default=50, ge=5, description="Scheduler poll period.")
+    maintenance_interval_s: float = Field(
+        default=1.0, gt=0, description="Lease expiry and outbox sweep period."
+    )
+    outbox_grace_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Unconfirmed events and deliveries older than this are re-driven.",
+    )
+    scheduler_in_dispatcher: bool = Field(
+        default=True, description="Run the scheduler loop inside each dispatcher process."
+    )
 
     # --- webhooks ---
     # Hosts or CIDRs callbacks may reach although private (e.g. ["10.0.0.0/8"]).

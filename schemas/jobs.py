@@ -11,11 +11,22 @@ from typing import Any, Literal
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from infq.errors import RejectedRecord
+from schemas.storable import check_storable, check_unique_keys
 
 SCHEMA_VERSION = 1
+# Validation context flag: the caller already ran check_storable on the raw object.
+STORABLE_CHECKED = "storable_checked"
 
 
 class TextInput(BaseModel):
@@ -86,6 +97,17 @@ class JobRequest(BaseModel):
         "the API key). Absent means the 'default' tenant.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any, info: ValidationInfo) -> Any:
+        """Refuse NUL, lone surrogates and deep nesting however the request was built."""
+        if not (info.context or {}).get(STORABLE_CHECKED):
+            try:
+                check_storable(data)
+            except RejectedRecord as e:
+                raise ValueError(e.message) from e
+        return data
+
 
 def _recover_job_id(obj: object) -> str | None:
     """A job id worth recording a rejection against, if the record carries a valid one."""
@@ -108,6 +130,22 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
+def _json_error(raw: bytes, error: orjson.JSONDecodeError) -> RejectedRecord:
+    """The most precise code for a value orjson could not parse."""
+    message = str(error)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return RejectedRecord("invalid_utf8", f"record is not valid UTF-8 (byte {e.start})")
+    if "surrogate" in message:
+        return RejectedRecord("lone_surrogate", f"record holds a lone UTF-16 surrogate: {message}")
+    if "infinity" in message:
+        return RejectedRecord("invalid_number", f"a number is out of range: {message}")
+    if "depth limit" in message:
+        return RejectedRecord("nesting_too_deep", f"record is nested too deeply: {message}")
+    return RejectedRecord("invalid_json", f"record is not JSON: {message}")
+
+
 def decode_job_request(raw: bytes, *, max_record_bytes: int) -> JobRequest:
     """Parse and validate one record value; :class:`RejectedRecord` says what is wrong."""
     if len(raw) > max_record_bytes:
@@ -118,10 +156,21 @@ def decode_job_request(raw: bytes, *, max_record_bytes: int) -> JobRequest:
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        raise RejectedRecord("invalid_json", f"record is not JSON: {e}") from e
+        raise _json_error(raw, e) from e
     if not isinstance(obj, dict):
         raise RejectedRecord("invalid_record", "record must be a JSON object")
     try:
-        return JobRequest.model_validate(obj)
+        check_unique_keys(raw, parsed_keys=check_storable(obj))
+    except RejectedRecord as e:
+        raise RejectedRecord(e.code, e.message, job_id=_recover_job_id(obj)) from e
+    version = obj.get("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise RejectedRecord(
+            "unsupported_schema_version",
+            f"schema_version {version!r} is not supported; this infq reads {SCHEMA_VERSION}",
+            job_id=_recover_job_id(obj),
+        )
+    try:
+        return JobRequest.model_validate(obj, context={STORABLE_CHECKED: True})
     except ValidationError as e:
         raise RejectedRecord("invalid_record", _describe(e), job_id=_recover_job_id(obj)) from e

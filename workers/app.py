@@ -11,18 +11,8 @@ if TYPE_CHECKING:
     from infq.settings import Settings
 
 
-def flush_every(settings: Settings) -> int:
-    """Messages a worker buffers before it flushes a batch.
-
-    Low traffic sends one job per message, so ``max_batch_size`` messages fill one
-    model batch; at high traffic messages are full chunks and a flush is planned into
-    several model batches (see :func:`workers.batching.plan_batches`).
-    """
-    return settings.max_batch_size
-
-
 def create_app(settings: Settings, *, models: list[str] | None = None) -> Celery:
-    """A Celery app for infq: JSON only, late acks, one queue per model."""
+    """A Celery app for infq: JSON only, one queue per model, no hoarding."""
     app = Celery("infq", broker=settings.broker, set_as_current=False)
     names = models or []
     app.conf.update(
@@ -30,12 +20,13 @@ def create_app(settings: Settings, *, models: list[str] | None = None) -> Celery
         accept_content=["json"],
         result_serializer="json",
         task_ignore_result=True,
-        # Ack after the batch is written: a killed worker's jobs are redelivered.
-        task_acks_late=True,
+        # Model work is acknowledged on receipt: Postgres leases, not Redis, bring a
+        # dead worker's jobs back (notifier tasks opt into late acks themselves).
+        task_acks_late=False,
         task_reject_on_worker_lost=True,
-        # celery-batches needs prefetch 0 or larger than flush_every; twice keeps the
-        # next batch buffering while one computes, without hoarding the queue.
-        worker_prefetch_multiplier=2 * flush_every(settings) + 1,
+        # One message waiting per pool process; the engine's bounded queue holds the
+        # rest of the window, so nothing hides in prefetch.
+        worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             "visibility_timeout": settings.visibility_timeout_s,

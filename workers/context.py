@@ -1,6 +1,6 @@
 """Per-process worker resources, created once in ``worker_process_init``.
 
-Models, the database engine, the result store and the Kafka producer live in one
+Models, the database engine, the result store and the Kafka publisher live in one
 explicit context object, never in module globals, and are built lazily so a pool that
 sends no ``worker_process_init`` (``solo``) still gets them on first use.
 """
@@ -8,14 +8,13 @@ sends no ``worker_process_init`` (``solo``) still gets them on first use.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
+from functools import cached_property
 
 from celery import Celery
-from kafka import KafkaProducer
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bus import make_producer
+from infq.bus import Publisher, make_publisher
 from infq.db.session import make_engine, make_sessionmaker
 from infq.notify import Announcer
 from infq.results.store import ResultStore, S3ResultStore
@@ -34,15 +33,16 @@ class WorkerContext:
     models: dict[str, Model]
     sessions: sessionmaker[Session]
     store: ResultStore
-    producer: KafkaProducer
+    publisher: Publisher
     celery: Celery
 
+    @cached_property
     def announcer(self) -> Announcer:
         """Publishes what this process finished."""
         return Announcer(
             settings=self.settings,
             sessions=self.sessions,
-            producer=self.producer,
+            publisher=self.publisher,
             celery=self.celery,
         )
 
@@ -68,48 +68,10 @@ class WorkerContext:
             models=models,
             sessions=make_sessionmaker(engine),
             store=S3ResultStore.from_settings(settings),
-            producer=make_producer(settings),
+            publisher=make_publisher(settings),
             celery=celery,
         )
 
     def close(self) -> None:
         """Flush and close clients."""
-        self.producer.close(timeout=10)
-
-
-class ContextHolder:
-    """Builds the context once per process, on the first call to :meth:`get`."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        *,
-        registry: ModelRegistry,
-        model_names: list[str],
-        celery: Celery,
-    ) -> None:
-        self._settings = settings
-        self._registry = registry
-        self._model_names = model_names
-        self._celery = celery
-        self._context: WorkerContext | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> WorkerContext:
-        """The context, built on first use."""
-        with self._lock:
-            if self._context is None:
-                self._context = WorkerContext.build(
-                    self._settings,
-                    registry=self._registry,
-                    model_names=self._model_names,
-                    celery=self._celery,
-                )
-            return self._context
-
-    def close(self) -> None:
-        """Close the context if it was built."""
-        with self._lock:
-            if self._context is not None:
-                self._context.close()
-                self._context = None
+        self.publisher.close()

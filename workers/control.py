@@ -16,7 +16,7 @@ import httpx
 from celery import Celery, Task
 
 from infq.batches.finalize import finalize
-from infq.bus import make_producer
+from infq.bus import make_publisher
 from infq.db.session import make_engine, make_sessionmaker
 from infq.notify import DELIVER_TASK, FINALIZE_TASK, Announcer
 from infq.results.store import S3ResultStore
@@ -41,7 +41,7 @@ class ControlContext:
         announcer = Announcer(
             settings=settings,
             sessions=make_sessionmaker(engine),
-            producer=make_producer(settings),
+            publisher=make_publisher(settings),
             celery=celery,
         )
         client = httpx.Client(timeout=settings.webhook_timeout_s, follow_redirects=False)
@@ -59,7 +59,11 @@ def register_control(app: Celery, settings: Settings) -> None:
                 holder.append(ControlContext.build(settings, app))
             return holder[0]
 
-    @app.task(name=DELIVER_TASK, bind=True, acks_late=True)  # type: ignore[untyped-decorator]
+    # max_retries=None: the attempt budget is INFQ_WEBHOOK_MAX_ATTEMPTS, counted in
+    # Postgres; Celery's own default (3) would silently stop a delivery halfway.
+    @app.task(  # type: ignore[untyped-decorator]
+        name=DELIVER_TASK, bind=True, acks_late=True, max_retries=None
+    )
     def deliver_webhook(self: Task[Any, Any], delivery_id: str) -> str:
         ctx = context()
         result = attempt(
@@ -70,9 +74,10 @@ def register_control(app: Celery, settings: Settings) -> None:
             client=ctx.client,
             rng=random.Random(),
         )
+        if result.outcome is None:
+            return "not_due"
         if result.outcome is Outcome.RETRY:
-            # The budget is counted in Postgres, not by Celery.
-            raise self.retry(countdown=result.retry_in_s, max_retries=None)
+            raise self.retry(countdown=result.retry_in_s)
         return result.outcome.value
 
     @app.task(name=FINALIZE_TASK, acks_late=True)  # type: ignore[untyped-decorator]

@@ -1,5 +1,6 @@
 """One worker flush as a unit of work: claim → compute in model batches → store → finish
-→ announce. Each step is one round trip for the whole flush, never one per job.
+→ announce. Each step is one round trip for the whole flush, never one per job, and
+each infrastructure step is retried on its own (:func:`retrying`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from infq.cache.key import CacheScope, cache_key
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
+from infq.db import scheduling
 from infq.db.jobs import Finish
-from infq.errors import PermanentFailure
+from infq.db.models import Job
+from infq.errors import InfqError, PermanentFailure
 from infq.results.layout import batch_key, build_body, inline_value
 from schemas.status import JobStatus
 from workers.batching import Outcome, params_key, plan_batches, run_bisecting
@@ -25,6 +28,8 @@ from workers.messages import WorkItem
 from workers.registry import Model
 
 log = logging.getLogger("infq.worker")
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -37,42 +42,94 @@ class FlushReport:
     succeeded: int = 0
     failed: int = 0
     model_batches: list[int] = field(default_factory=list)
-    republished: int = 0
+    fenced: int = 0  # computed, but the lease had passed to another worker: dropped
     compute_s: float = 0.0
 
 
-def process(ctx: WorkerContext, items: Sequence[WorkItem]) -> FlushReport:
-    """Run one flush of work items end to end. Safe to repeat for the same items."""
+class Abandoned(InfqError):
+    """A flush stopped retrying (the worker is stopping); its leases bring the jobs back."""
+
+
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def retrying(step: Callable[[], R], *, what: str, keep_trying: Callable[[], bool]) -> R:
+    """Run one stage of a flush until it succeeds (Postgres or S3 away for a while).
+
+    Only the failed stage is repeated, with the same inputs: a result object already
+    written is written again under the same key, never as a second (orphaned) object.
+    The job leases stay renewed by the heartbeat meanwhile.
+    """
+    attempt = 0
+    while True:
+        try:
+            return step()
+        except Exception:
+            if not keep_trying():
+                raise Abandoned(f"{what} failed and the worker is stopping") from None
+            delay_s = RETRY_DELAYS_S[min(attempt, len(RETRY_DELAYS_S) - 1)]
+            log.exception("%s failed attempt=%d; retrying in %.1f s", what, attempt + 1, delay_s)
+            time.sleep(delay_s)
+            attempt += 1
+
+
+def process(
+    ctx: WorkerContext,
+    items: Sequence[WorkItem],
+    *,
+    owner: str,
+    keep_trying: Callable[[], bool] = lambda: True,
+) -> FlushReport:
+    """Run one batch of work items end to end as lease owner ``owner``."""
     report = FlushReport(worker_batch_id=uuid.uuid4(), received=len(items))
     unique = {i.job_id: i for i in items}
     ids = [uuid.UUID(j) for j in unique]
-    with ctx.sessions.begin() as session:
-        claimed = job_rows.claim(session, ids)
-        # Final jobs whose event a crash may have swallowed: announce them again.
-        stale = job_rows.final_unnotified(session, [i for i in ids if i not in claimed])
+    lease_s = ctx.settings.lease_s
+
+    def claim() -> set[uuid.UUID]:
+        with ctx.sessions.begin() as session:
+            return scheduling.claim(session, ids, owner=owner, lease_s=lease_s)
+
+    claimed = retrying(claim, what="claim", keep_trying=keep_trying)
     report.claimed = len(claimed)
     runnable = [i for i in unique.values() if uuid.UUID(i.job_id) in claimed]
+    if not runnable:
+        return report
 
     outcomes, sizes = _compute(ctx, runnable, report)
-    finishes = _store(ctx, outcomes, sizes, report.worker_batch_id)
-    with ctx.sessions.begin() as session:
-        done = job_rows.finish(session, finishes)
-        cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
-        followers = cache_rows.complete_followers(session, done)
-        finished = job_rows.load(session, done | followers)
-    ctx.announcer().jobs_final([*finished, *stale])
+    at = datetime.now(UTC)
+    finishes = retrying(
+        lambda: _store(ctx, outcomes, sizes, report.worker_batch_id, at=at),
+        what="store",
+        keep_trying=keep_trying,
+    )
+
+    def finish() -> list[Job]:
+        with ctx.sessions.begin() as session:
+            done = job_rows.finish(session, finishes, owner=owner)
+            cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
+            followers = cache_rows.complete_followers(session, done)
+            return job_rows.load(session, done | followers)
+
+    finished = retrying(finish, what="finish", keep_trying=keep_trying)
+    report.fenced = len(claimed) - sum(1 for j in finished if j.coalesced_into is None)
+    try:
+        ctx.announcer.jobs_final(finished)
+    except Exception:
+        # Results are committed; the outbox sweeper re-drives what did not go out.
+        log.exception("announcing a flush failed; the outbox will retry")
     report.succeeded = sum(1 for f in finishes if f.status is JobStatus.SUCCEEDED)
     report.failed = len(finishes) - report.succeeded
-    report.republished = len(stale)
     log.info(
         "flush worker_batch_id=%s received=%d claimed=%d model_batches=%s succeeded=%d "
-        "failed=%d compute_s=%.3f",
+        "failed=%d fenced=%d compute_s=%.3f",
         report.worker_batch_id,
         report.received,
         report.claimed,
         report.model_batches,
         report.succeeded,
         report.failed,
+        report.fenced,
         report.compute_s,
     )
     return report
@@ -122,6 +179,8 @@ def _store(
     outcomes: list[Outcome[WorkItem, Any]],
     sizes: dict[str, int],
     worker_batch_id: uuid.UUID,
+    *,
+    at: datetime,
 ) -> list[Finish]:
     """Small results inline; the rest in one object for the whole flush (one PUT)."""
     finishes: list[Finish] = []
@@ -152,7 +211,7 @@ def _store(
             large[done.job_id] = (done, o.result)
     if large:
         body, spans = build_body([(job_id, result) for job_id, (_, result) in large.items()])
-        key = batch_key(worker_batch_id=worker_batch_id, at=datetime.now(UTC))
+        key = batch_key(worker_batch_id=worker_batch_id, at=at)
         uri = ctx.store.put(key, body)
         finishes.extend(
             replace(

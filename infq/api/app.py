@@ -13,7 +13,7 @@ from sqlalchemy import text
 from infq import __version__
 from infq.api import batches, jobs
 from infq.api.context import ApiContext, Context
-from infq.bus import make_producer
+from infq.bus import Publisher, make_producer
 from infq.db.session import make_engine, make_sessionmaker
 from infq.notify import Announcer
 from infq.results.store import S3ResultStore
@@ -29,23 +29,23 @@ def create_api(settings: Settings) -> FastAPI:
         engine = make_engine(settings.database)
         sessions = make_sessionmaker(engine)
         # Fail a request fast instead of hanging for a minute when Kafka is away.
-        producer = make_producer(settings, max_block_ms=5000)
+        publisher = Publisher(lambda: make_producer(settings, max_block_ms=5000))
         celery = create_app(settings)
         app.state.infq = ApiContext(
             settings=settings,
             engine=engine,
             sessions=sessions,
-            producer=producer,
+            publisher=publisher,
             celery=celery,
             store=S3ResultStore.from_settings(settings),
             announcer=Announcer(
-                settings=settings, sessions=sessions, producer=producer, celery=celery
+                settings=settings, sessions=sessions, publisher=publisher, celery=celery
             ),
         )
         try:
             yield
         finally:
-            producer.close(timeout=10)
+            publisher.close()
             engine.dispose()
 
     app = FastAPI(
@@ -68,7 +68,7 @@ def create_api(settings: Settings) -> FastAPI:
         except Exception as e:
             checks["database"] = f"error: {type(e).__name__}"
         try:
-            known = ctx.producer.partitions_for(ctx.settings.jobs_topic)
+            known = ctx.publisher.partitions_for(ctx.settings.jobs_topic)
             checks["kafka"] = "ok" if known else "no jobs topic"
         except Exception as e:
             checks["kafka"] = f"error: {type(e).__name__}"

@@ -8,11 +8,11 @@ from typing import Annotated
 
 from celery import Celery
 from fastapi import Depends, Header, HTTPException, Request
-from kafka import KafkaProducer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq import tenants
+from infq.bus import Publisher
 from infq.notify import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
@@ -27,7 +27,7 @@ class ApiContext:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
-    producer: KafkaProducer
+    publisher: Publisher
     celery: Celery
     store: S3ResultStore
     announcer: Announcer

@@ -10,11 +10,12 @@ from pydantic import ValidationError
 
 from infq.api.context import ApiContext, Context, TenantId
 from infq.api.views import Cancelled, JobView, ResultView, Submitted
+from infq.bus import Message
 from infq.completion import event_for
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db.models import Job
-from infq.dispatch.enqueue import publish_jobs
+from infq.errors import PublishFailed
 from infq.webhooks.urls import RefusedCallbackUrl, check_destination, system_resolve
 from producers.sdk import encode
 from schemas.jobs import JobRequest
@@ -54,13 +55,19 @@ def check_callback(ctx: ApiContext, url: str, *, where: str) -> None:
 
 
 def publish(ctx: ApiContext, requests: list[JobRequest]) -> list[uuid.UUID]:
-    """Put requests on ``infq.jobs`` (one flush); the dispatcher records them."""
-    ids = []
+    """Put requests on ``infq.jobs``; 503 unless Kafka acknowledged every one of them.
+
+    Resubmitting after a 503 is safe: the job ids are the idempotency keys.
+    """
+    ids, messages = [], []
     for request in requests:
         job_id, value = encode(request)
-        ctx.producer.send(ctx.settings.jobs_topic, key=str(job_id).encode(), value=value)
+        messages.append(Message(ctx.settings.jobs_topic, str(job_id).encode(), value))
         ids.append(job_id)
-    ctx.producer.flush()
+    try:
+        ctx.publisher.send_or_raise(messages)
+    except PublishFailed as e:
+        raise HTTPException(503, f"{e}; nothing was lost: resubmit, the ids are kept") from e
     return ids
 
 
@@ -127,11 +134,7 @@ def cancel_jobs(ctx: ApiContext, tenant: str, job_ids: list[uuid.UUID]) -> set[u
     """Cancel queued jobs, re-lead their followers, announce them."""
     with ctx.sessions.begin() as session:
         done = job_rows.cancel_queued(session, tenant=tenant, job_ids=job_ids)
-        promoted = cache_rows.promote_followers(session, done)
+        cache_rows.promote_followers(session, done)
         final = job_rows.load(session, done)
-    publish_jobs(ctx.celery, ctx.settings, promoted)
-    if promoted:
-        with ctx.sessions.begin() as session:
-            job_rows.mark_enqueued(session, [j.job_id for j in promoted])
     ctx.announcer.jobs_final(final)
     return done

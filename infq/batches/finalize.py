@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.bus import Message
 from infq.db import batches as batch_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.batches import BatchKey
@@ -106,11 +107,13 @@ def finalize(
                     }
                 ],
             )
-    settings = announcer.settings
-    announcer.producer.send(
-        settings.results_topic, key=key[1].encode(), value=orjson.dumps(payload)
+    # The batch row is finished first (the source of truth); an event Kafka refuses
+    # now is logged, not retried forever: the output file and webhook still happen.
+    acked = announcer.publisher.send(
+        [Message(announcer.settings.results_topic, key[1].encode(), orjson.dumps(payload))]
     )
-    announcer.producer.flush()
+    if not all(acked):
+        log.warning("batch.completed event not confirmed tenant=%s batch_id=%s", *key)
     announcer.send_deliveries([str(d) for d in deliveries])
     log.info("batch finished tenant=%s batch_id=%s jobs=%s", key[0], key[1], counts)
     return True

@@ -1,19 +1,26 @@
-"""Long-running processes: ``init``, ``dispatcher``, ``worker``, ``flower``."""
+"""Long-running processes: ``init``, ``dispatcher``, ``scheduler``, ``worker``, ``notifier``,
+``api``, ``flower``."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from celery import Celery
 from rich.console import Console
+from sqlalchemy.orm import Session, sessionmaker
 
 from infq.bootstrap import initialise
-from infq.bus import make_consumer, make_producer
+from infq.bus import make_consumer, make_publisher
 from infq.db.session import make_engine, make_sessionmaker
 from infq.dispatch.dispatcher import Dispatcher
+from infq.dispatch.scheduler import Scheduler
 from infq.logs import configure
+from infq.notify import Announcer
 from infq.settings import Settings
 from workers.app import create_app
 from workers.registry import default_registry
@@ -30,36 +37,72 @@ def init() -> None:
     console.print(f"database migrated; topics created: {created}; bucket: {report.bucket}")
 
 
+def _scheduler(settings: Settings, sessions: sessionmaker[Session], celery: Celery) -> Scheduler:
+    announcer = Announcer(
+        settings=settings, sessions=sessions, publisher=make_publisher(settings), celery=celery
+    )
+    return Scheduler(settings=settings, sessions=sessions, celery=celery, announcer=announcer)
+
+
+def _stop_on_signals(*stoppers: Callable[[], None]) -> None:
+    def _stop(*_: Any) -> None:
+        for stop in stoppers:
+            stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
 def dispatcher() -> None:
-    """Consume infq.jobs, record jobs in Postgres, enqueue them per model (until SIGTERM)."""
+    """Consume infq.jobs and record jobs in Postgres; runs the scheduler too (until SIGTERM)."""
     settings = Settings()
     configure(settings.log_level)
     engine = make_engine(settings.database)
+    sessions = make_sessionmaker(engine)
+    celery = create_app(settings)
     consumer = make_consumer(
         settings,
         topics=[settings.jobs_topic, settings.batches_topic],
         group_id=settings.consumer_group,
     )
-    producer = make_producer(settings)
+    publisher = make_publisher(settings)
+    scheduler = _scheduler(settings, sessions, celery) if settings.scheduler_in_dispatcher else None
     loop = Dispatcher(
         settings=settings,
         registry=default_registry(settings.model_revisions),
-        sessions=make_sessionmaker(engine),
-        celery=create_app(settings),
+        sessions=sessions,
+        celery=celery,
         consumer=consumer,
-        producer=producer,
+        publisher=publisher,
+        on_recorded=scheduler.wake if scheduler else lambda: None,
     )
-
-    def _stop(*_: Any) -> None:
-        loop.stop()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    thread = None
+    if scheduler is not None:
+        thread = threading.Thread(target=scheduler.run, name="infq-scheduler", daemon=True)
+        thread.start()
+    _stop_on_signals(loop.stop, *([scheduler.stop] if scheduler else []))
     try:
         loop.run()
     finally:
+        if scheduler is not None and thread is not None:
+            scheduler.stop()
+            thread.join(timeout=10)
         consumer.close(autocommit=False)
-        producer.close(timeout=10)
+        publisher.close()
+        engine.dispose()
+
+
+def scheduler() -> None:
+    """Run only the scheduler: hand out work within windows, expire leases, sweep the outbox."""
+    settings = Settings()
+    configure(settings.log_level)
+    engine = make_engine(settings.database)
+    loop = _scheduler(settings, make_sessionmaker(engine), create_app(settings))
+    _stop_on_signals(loop.stop)
+    try:
+        loop.run()
+    finally:
+        loop.announcer.publisher.close()
         engine.dispose()
 
 

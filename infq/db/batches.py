@@ -70,6 +70,21 @@ def ready_to_finish(session: Session, keys: Iterable[BatchKey]) -> list[BatchKey
     return [(t, b) for t, b in session.execute(stmt).tuples()]
 
 
+def unfinished_ready(session: Session, *, limit: int) -> list[BatchKey]:
+    """Sealed batches whose jobs are all final but that were never finished (the
+    finalize message was lost, or the notifier died): the outbox re-drives them."""
+    stmt = (
+        select(Batch.tenant_id, Batch.batch_id)
+        .where(
+            Batch.finished_at.is_(None),
+            Batch.total_jobs.is_not(None),
+            Batch.jobs_final >= Batch.total_jobs,
+        )
+        .limit(limit)
+    )
+    return [(t, b) for t, b in session.execute(stmt).tuples()]
+
+
 def cancelled(session: Session, keys: Iterable[BatchKey]) -> set[BatchKey]:
     """Which of ``keys`` were cancelled (their late jobs are cancelled on arrival)."""
     wanted = list(set(keys))

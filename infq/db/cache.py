@@ -136,7 +136,7 @@ def promote_followers(session: Session, cancelled: Iterable[uuid.UUID]) -> list[
     """Jobs that were waiting for a cancelled leader get a new leader of their own.
 
     The earliest queued follower leads; the others now wait for it. Returns the new
-    leaders, which the caller must enqueue.
+    leaders; being queued and unleased, the scheduler hands them out like any new job.
     """
     promoted: list[Job] = []
     for old in cancelled:

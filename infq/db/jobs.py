@@ -38,66 +38,16 @@ def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[uuid.UUI
     return inserted
 
 
-def to_enqueue(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:
-    """Queued jobs among ``job_ids`` that no Celery message is known to carry yet.
-
-    That is the new ones plus any whose enqueue a crashed dispatcher never confirmed;
-    a redelivered duplicate of an enqueued job is not sent again.
-    """
-    ids = list(job_ids)
-    if not ids:
-        return []
-    stmt = select(Job).where(
-        Job.job_id.in_(ids),
-        Job.status == JobStatus.QUEUED.value,
-        Job.enqueued_at.is_(None),
-        Job.coalesced_into.is_(None),  # followers wait for their leader instead
-    )
-    return list(session.scalars(stmt))
-
-
-def mark_enqueued(session: Session, job_ids: Iterable[uuid.UUID]) -> None:
-    """Record that a Celery message carries these jobs."""
-    ids = list(job_ids)
-    if ids:
-        session.execute(
-            update(Job).where(Job.job_id.in_(ids)).values(enqueued_at=func.now()),
-            execution_options={"synchronize_session": False},
-        )
-
-
-def claim(session: Session, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
-    """Mark open jobs running and count the attempt; returns those that may run.
-
-    Jobs already final (a duplicate message, a cancelled job) are not returned, which
-    is what keeps a redelivered message from computing a result twice.
-    """
-    ids = list(job_ids)
-    if not ids:
+def conflicting(session: Session, fingerprints: dict[uuid.UUID, str]) -> set[uuid.UUID]:
+    """Ids among ``fingerprints`` that already name a job with different content."""
+    if not fingerprints:
         return set()
-    stmt = (
-        update(Job)
-        .where(Job.job_id.in_(ids), Job.status.in_(_OPEN))
-        .values(
-            status=JobStatus.RUNNING.value,
-            started_at=func.now(),
-            attempts=Job.attempts + 1,
-        )
-        .returning(Job.job_id)
-        .execution_options(synchronize_session=False)
-    )
-    return set(session.scalars(stmt))
-
-
-def final_unnotified(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:
-    """Final jobs among ``job_ids`` whose completion event was never confirmed."""
-    ids = list(job_ids)
-    if not ids:
-        return []
-    stmt = select(Job).where(
-        Job.job_id.in_(ids), Job.status.not_in(_OPEN), Job.notified_at.is_(None)
-    )
-    return list(session.scalars(stmt))
+    stmt = select(Job.job_id, Job.request_hash).where(Job.job_id.in_(list(fingerprints)))
+    return {
+        job_id
+        for job_id, known in session.execute(stmt).tuples()
+        if known is not None and known != fingerprints[job_id]
+    }
 
 
 @dataclass(frozen=True)
@@ -130,22 +80,25 @@ _FINISH_SQL = text(
         result_offset = f.result_offset,
         result_length = f.result_length,
         error_code = f.error_code,
-        error_message = f.error_message
+        error_message = f.error_message,
+        lease_owner = NULL,
+        lease_expires_at = NULL
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS f(
         job_id uuid, status text, batch_size int, worker_batch_id uuid, model_revision text,
         result_inline jsonb, result_uri text, result_offset bigint, result_length int,
         error_code text, error_message text)
-    WHERE jobs.job_id = f.job_id AND jobs.status = 'running'
+    WHERE jobs.job_id = f.job_id AND jobs.status = 'running' AND jobs.lease_owner = :owner
     RETURNING jobs.job_id
     """
 )
 
 
-def finish(session: Session, finishes: Sequence[Finish]) -> set[uuid.UUID]:
-    """Write final states in one statement; returns the ids that were still running.
+def finish(session: Session, finishes: Sequence[Finish], *, owner: str) -> set[uuid.UUID]:
+    """Write final states in one statement; returns the ids this owner still held.
 
-    The ``status = 'running'`` guard makes results exactly-once: when two deliveries of
-    one job race, only the first write lands and only it publishes an event.
+    The guard (still ``running`` and leased by ``owner``) makes results exactly-once and
+    fences a worker whose lease expired: if its job was handed to another worker, its
+    late result is dropped instead of overwriting or duplicating the other's.
     """
     if not finishes:
         return set()
@@ -166,7 +119,8 @@ def finish(session: Session, finishes: Sequence[Finish]) -> set[uuid.UUID]:
         for f in finishes
     ]
     payload = orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    return {uuid.UUID(str(r[0])) for r in session.execute(_FINISH_SQL, {"rows": payload})}
+    params = {"rows": payload, "owner": owner}
+    return {uuid.UUID(str(r[0])) for r in session.execute(_FINISH_SQL, params)}
 
 
 def load(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:
@@ -209,7 +163,7 @@ def count_cache_hits(session: Session, *, batch_id: str) -> int:
 def cancel_queued(session: Session, *, tenant: str, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     """Cancel those of ``job_ids`` that are still queued; returns them.
 
-    A cancelled job's message may still reach a worker; ``claim`` skips it there.
+    A cancelled job handed out may still reach a worker; its claim skips it there.
     """
     ids = list(job_ids)
     if not ids:
@@ -226,6 +180,8 @@ def cancel_queued(session: Session, *, tenant: str, job_ids: Iterable[uuid.UUID]
             finished_at=func.now(),
             error_code="cancelled",
             error_message="cancelled by the caller",
+            lease_owner=None,
+            lease_expires_at=None,
         )
         .returning(Job.job_id)
         .execution_options(synchronize_session=False)

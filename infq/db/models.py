@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     Index,
     Integer,
     SmallInteger,
@@ -17,7 +18,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -71,6 +72,13 @@ class Job(Base):
     cache_hit: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     # The in-flight job computing the same key; this one completes with its result.
     coalesced_into: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # The lease: set when the scheduler hands the job out (owner NULL: in transit), owned
+    # by a worker process once it holds it, renewed by that process's heartbeat. An
+    # expired lease returns the job to the ready set (see infq.db.scheduling).
+    lease_owner: Mapped[str | None] = mapped_column(String(160))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # SHA-256 of the request without its job id: the same id with other content is refused.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_jobs_batch_id_status", "batch_id", "status"),
@@ -129,6 +137,8 @@ class Tenant(Base):
     # SHA-256 of the API key; the key itself is shown once and never stored.
     api_key_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     webhook_secret: Mapped[str] = mapped_column(Text)
+    # Share of the workers when tenants compete (weighted fair share; 1 by default).
+    weight: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
@@ -174,6 +184,8 @@ class WebhookDelivery(Base):
         DateTime(timezone=True), server_default=text("now()")
     )
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the next attempt is due; the outbox sweeper re-drives overdue ones.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookAttempt(Base):
@@ -189,3 +201,23 @@ class WebhookAttempt(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class WorkerProcess(Base):
+    """A live worker process: its heartbeat is the lease of every job it holds."""
+
+    __tablename__ = "worker_processes"
+
+    process_id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    models: Mapped[list[str]] = mapped_column(ARRAY(String(128)))
+    slots: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    held: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    draining: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    started_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+    heartbeat_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

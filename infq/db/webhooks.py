@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -21,7 +22,8 @@ def ensure(session: Session, deliveries: Sequence[dict[str, Any]]) -> list[uuid.
     """
     if not deliveries:
         return []
-    rows = [{"delivery_id": uuid.uuid4(), **d} for d in deliveries]
+    now = datetime.now(UTC)
+    rows = [{"delivery_id": uuid.uuid4(), "next_attempt_at": now, **d} for d in deliveries]
     session.execute(
         insert(WebhookDelivery)
         .values(rows)
@@ -53,6 +55,7 @@ def record_attempt(
     status_code: int | None,
     error: str | None,
     duration_ms: int,
+    retry_in_s: float | None = None,
 ) -> None:
     """Count one attempt and move the delivery to ``status`` (pending/delivered/dead).
 
@@ -82,8 +85,37 @@ def record_attempt(
             last_status_code=status_code,
             last_error=error,
             finished_at=func.now() if status != "pending" else None,
+            next_attempt_at=(
+                func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in_s)
+                if status == "pending" and retry_in_s is not None
+                else None
+            ),
         )
     )
+
+
+def take_overdue(session: Session, *, grace_s: float, limit: int) -> list[uuid.UUID]:
+    """Pending deliveries whose attempt is overdue by ``grace_s`` (their task message was
+    lost with Redis, or the notifier died); pushes their due time on so each is
+    re-sent once per grace period, not every sweep."""
+    rows = session.execute(
+        text(
+            "UPDATE webhook_deliveries SET next_attempt_at = now() "
+            "WHERE delivery_id IN (SELECT delivery_id FROM webhook_deliveries "
+            "  WHERE status = 'pending' AND (next_attempt_at IS NULL "
+            "    OR next_attempt_at < now() - make_interval(secs => :grace)) "
+            "  ORDER BY next_attempt_at NULLS FIRST LIMIT :limit FOR UPDATE SKIP LOCKED) "
+            "RETURNING delivery_id"
+        ),
+        {"grace": grace_s, "limit": limit},
+    )
+    return [r[0] for r in rows]
+
+
+def is_due(delivery: WebhookDelivery, *, now: datetime, tolerance_s: float = 2.0) -> bool:
+    """Whether an attempt may run now (a duplicate task message must not jump the backoff)."""
+    due = delivery.next_attempt_at
+    return due is None or (due - now).total_seconds() <= tolerance_s
 
 
 def dead(session: Session, *, limit: int = 100) -> list[WebhookDelivery]:

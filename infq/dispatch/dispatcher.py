@@ -1,40 +1,47 @@
-"""The dispatcher: Kafka ``infq.jobs`` → Postgres rows → Celery chunks, at least once.
+"""The dispatcher: Kafka ``infq.jobs`` → Postgres rows, at least once, never halting.
 
 One poll is one unit of work, with every hop batched:
 
 1. triage the polled records (pure, :mod:`infq.dispatch.triage`) and plan admission
    (cache hits, followers of identical in-flight jobs: :mod:`infq.dispatch.admission`);
 2. one INSERT … ON CONFLICT DO NOTHING per row shape (the job id is the idempotency
-   key, so a redelivered record is not a second job), batch seals, and commit;
-3. publish the jobs no Celery message carries yet, a chunk per message;
-4. dead-letter refused records; announce jobs that were final on arrival;
-5. mark the jobs enqueued, then commit the Kafka offsets.
+   key, so a redelivered record is not a second job), batch seals, and commit. If
+   Postgres refuses the round's data, the round is bisected until the records it
+   refuses are isolated; they are dead-lettered with Postgres' reason, the rest land;
+3. dead-letter refused records (every send confirmed by the broker);
+4. announce jobs final on arrival (unconfirmed ones stay in the outbox);
+5. commit the Kafka offsets, and wake the scheduler.
 
-A crash anywhere before 5 redelivers the records; step 2 finds the rows, step 3 finds
-which were never confirmed enqueued and sends them again. Worst case a job is carried
-by two messages, and the worker's guarded write keeps its result exactly-once.
+Jobs wait in Postgres; the scheduler (:mod:`infq.scheduler`) hands them to workers. A
+crash anywhere before 5 redelivers the records, and step 2 finds their rows.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from celery import Celery
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer
 from pydantic import ValidationError
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.bus import Message, Publisher
 from infq.db import batches as batch_rows
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
+from infq.db.batches import BatchKey
+from infq.db.models import Job
 from infq.dispatch.admission import plan
-from infq.dispatch.enqueue import publish_jobs
-from infq.dispatch.triage import DEFAULT_TENANT, Limits, Record, Rejection, triage
+from infq.dispatch.triage import DEFAULT_TENANT, Accepted, Limits, Record, Rejection, triage
 from infq.notify import Announcer
 from infq.settings import Settings
 from schemas.batches import BatchSeal
@@ -50,8 +57,6 @@ class RoundReport:
 
     records: int = 0
     inserted: int = 0
-    enqueued: int = 0
-    messages: int = 0
     rejected: int = 0
     cache_hits: int = 0
     coalesced: int = 0
@@ -70,16 +75,17 @@ class Dispatcher:
         sessions: sessionmaker[Session],
         celery: Celery,
         consumer: KafkaConsumer,
-        producer: KafkaProducer,
+        publisher: Publisher,
+        on_recorded: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
         self.registry = registry
         self.sessions = sessions
-        self.celery = celery
         self.consumer = consumer
-        self.producer = producer
+        self.publisher = publisher
+        self.on_recorded = on_recorded
         self.announcer = Announcer(
-            settings=settings, sessions=sessions, producer=producer, celery=celery
+            settings=settings, sessions=sessions, publisher=publisher, celery=celery
         )
         self.limits = Limits(
             max_record_bytes=settings.max_record_bytes,
@@ -111,12 +117,9 @@ class Dispatcher:
             failures = 0
             if report.records:
                 log.info(
-                    "round records=%d inserted=%d enqueued=%d messages=%d rejected=%d "
-                    "cache_hits=%d coalesced=%d seals=%d",
+                    "round records=%d inserted=%d rejected=%d cache_hits=%d coalesced=%d seals=%d",
                     report.records,
                     report.inserted,
-                    report.enqueued,
-                    report.messages,
                     report.rejected,
                     report.cache_hits,
                     report.coalesced,
@@ -136,13 +139,13 @@ class Dispatcher:
             log.exception("could not rewind; the group rebalance will redeliver")
 
     def run_once(self) -> RoundReport:
-        """One poll → durable → enqueued → committed round."""
+        """One poll → durable → dead-lettered → announced → committed round."""
         polled = self.consumer.poll(
             timeout_ms=self.settings.poll_timeout_ms,
             max_records=self.settings.poll_max_records,
         )
         records = [
-            Record(r.topic, r.partition, r.offset, r.timestamp, r.value)
+            Record(r.topic, r.partition, r.offset, r.timestamp, r.value, r.key)
             for batch in polled.values()
             for r in batch
         ]
@@ -154,6 +157,59 @@ class Dispatcher:
         seals, bad_seals = _decode_seals(seal_records)
         accepted, rejected = triage(job_records, registry=self.registry, limits=self.limits)
         rejected += bad_seals
+        written = self._write_isolating([*seals, *accepted, *rejected])
+        rejected = [r for r in rejected if r.record not in written.refused] + list(
+            written.refused.values()
+        )
+        self._dead_letter(rejected)
+        try:
+            self.announcer.jobs_final(written.announce)
+            self.announcer.finish_batches(written.sealed)
+        except Exception:
+            # Rows are committed; the outbox sweeper re-drives what did not go out.
+            log.exception("announcing jobs final on arrival failed; the outbox will retry")
+        self.consumer.commit()
+        self.on_recorded()
+        report.inserted = len(written.inserted)
+        report.cache_hits = written.hits
+        report.coalesced = written.coalesced
+        report.seals = len(seals)
+        report.rejected = len(rejected)
+        for r in rejected:
+            report.codes[r.code] = report.codes.get(r.code, 0) + 1
+        return report
+
+    def _write_isolating(self, entries: Sequence[Entry]) -> Written:
+        """Write entries in one transaction; if Postgres refuses their data, bisect.
+
+        Infrastructure errors (connection lost, server restarting) propagate: the round
+        is retried whole. Any other database error is about the data, so halves are
+        written separately until each refused record stands alone; it is dead-lettered
+        with Postgres' reason instead of stopping every record behind it.
+        """
+        try:
+            return self._write(entries)
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
+            raise
+        except Exception as e:
+            if len(entries) > 1:
+                middle = len(entries) // 2
+                return self._write_isolating(entries[:middle]).merge(
+                    self._write_isolating(entries[middle:])
+                )
+            self._check_database()  # a refusal of one record, or Postgres going away?
+            return _refused(entries[0], e)
+
+    def _check_database(self) -> None:
+        with self.sessions() as session:
+            session.execute(text("SELECT 1"))
+
+    def _write(self, entries: Sequence[Entry]) -> Written:
+        """One transaction: seals, admission, job rows; what to announce afterwards."""
+        seals = [e.row for e in entries if isinstance(e, Seal)]
+        accepted = [e for e in entries if isinstance(e, Accepted)]
+        rejected = [e for e in entries if isinstance(e, Rejection)]
+        out = Written()
         with self.sessions.begin() as session:
             batch_rows.seal(session, seals)
             keys = [a.cache_key for a in accepted if a.cache_key is not None]
@@ -170,35 +226,29 @@ class Dispatcher:
                 accepted, leaders=leaders, cached=cached, cancelled=stopped, now=datetime.now(UTC)
             )
             rows = admission.rows + [r.row() for r in rejected if r.job_id is not None]
-            inserted = job_rows.insert_new(session, rows)
-            pending = job_rows.to_enqueue(session, (a.job_id for a in accepted))
+            out.inserted = job_rows.insert_new(session, rows)
+            reused = job_rows.conflicting(
+                session, {a.job_id: a.fingerprint for a in accepted if a.job_id not in out.inserted}
+            )
+            out.refused = {a.record: _conflict(a) for a in accepted if a.job_id in reused}
             # Jobs final on arrival (hits, rejections, cancelled batches) are announced now.
             final_now = [*admission.final, *(r.job_id for r in rejected if r.job_id)]
-            announce = job_rows.load(session, [i for i in final_now if i in inserted])
-            sealed = batch_rows.ready_to_finish(
+            out.announce = job_rows.load(session, [i for i in final_now if i in out.inserted])
+            out.sealed = batch_rows.ready_to_finish(
                 session, [(s["tenant_id"], s["batch_id"]) for s in seals]
             )
-        report.inserted = len(inserted)
-        report.cache_hits = sum(1 for i in admission.hits if i in inserted)
-        report.coalesced = sum(1 for i in admission.followers if i in inserted)
-        report.seals = len(seals)
-        report.messages = publish_jobs(self.celery, self.settings, pending)
-        report.enqueued = len(pending)
-        self._dead_letter(rejected)
-        self.producer.flush()
-        self.announcer.jobs_final(announce)
-        self.announcer.finish_batches(sealed)
-        with self.sessions.begin() as session:
-            job_rows.mark_enqueued(session, (j.job_id for j in pending))
-        self.consumer.commit()
-        report.rejected = len(rejected)
-        for r in rejected:
-            report.codes[r.code] = report.codes.get(r.code, 0) + 1
-        return report
+        out.hits = sum(1 for i in admission.hits if i in out.inserted)
+        out.coalesced = sum(1 for i in admission.followers if i in out.inserted)
+        return out
 
     def _dead_letter(self, rejected: list[Rejection]) -> None:
-        """Send every refused record to the DLQ with its reason and original bytes."""
+        """Send every refused record to the DLQ with its reason and original bytes.
+
+        Raises unless the broker confirmed every letter: the round is then retried, so a
+        refused record is never committed past without its dead letter.
+        """
         now = datetime.now(UTC)
+        letters = []
         for r in rejected:
             log.warning(
                 "rejected record topic=%s partition=%d offset=%d code=%s job_id=%s",
@@ -221,12 +271,68 @@ class Dispatcher:
                 **r.raw_fields(),
             )
             key = str(r.job_id).encode() if r.job_id else None
-            self.producer.send(self.settings.dlq_topic, key=key, value=_dump(letter))
+            letters.append(Message(self.settings.dlq_topic, key, _dump(letter)))
+        self.publisher.send_or_raise(letters)
 
 
-def _decode_seals(records: list[Record]) -> tuple[list[dict[str, Any]], list[Rejection]]:
+@dataclass
+class Written:
+    """What a (part of a) round wrote, and what it must announce or dead-letter."""
+
+    inserted: set[uuid.UUID] = field(default_factory=set)
+    announce: list[Job] = field(default_factory=list)
+    sealed: list[BatchKey] = field(default_factory=list)
+    refused: dict[Record, Rejection] = field(default_factory=dict)
+    hits: int = 0
+    coalesced: int = 0
+
+    def merge(self, other: Written) -> Written:
+        """Both parts together."""
+        return Written(
+            inserted=self.inserted | other.inserted,
+            announce=self.announce + other.announce,
+            sealed=self.sealed + other.sealed,
+            refused={**self.refused, **other.refused},
+            hits=self.hits + other.hits,
+            coalesced=self.coalesced + other.coalesced,
+        )
+
+
+def _conflict(a: Accepted) -> Rejection:
+    return Rejection(
+        "job_id_conflict",
+        f"job id {a.job_id} already names a job with different content; a job id is an "
+        "idempotency key: use a new one for a new job",
+        None,
+        a.record,
+    )
+
+
+def _refused(entry: Entry, error: Exception) -> Written:
+    """A record Postgres would not store, as a dead letter carrying Postgres' reason."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:500]
+    record = entry.record
+    job_id = None if isinstance(entry, Seal) else entry.job_id
+    log.error("database refused a record offset=%d: %s", record.offset, reason)
+    message = f"Postgres refused the record: {reason}"
+    refusal = Rejection("database_refused", message, job_id, record)
+    return Written(refused={record: refusal})
+
+
+@dataclass(frozen=True)
+class Seal:
+    """A decoded batch seal and the record it came from."""
+
+    row: dict[str, Any]
+    record: Record
+
+
+Entry = Seal | Accepted | Rejection
+
+
+def _decode_seals(records: list[Record]) -> tuple[list[Seal], list[Rejection]]:
     """Batch seal records → seal rows, or rejections for the DLQ."""
-    seals: list[dict[str, Any]] = []
+    seals: list[Seal] = []
     bad: list[Rejection] = []
     for record in records:
         try:
@@ -236,14 +342,13 @@ def _decode_seals(records: list[Record]) -> tuple[list[dict[str, Any]], list[Rej
             where = ".".join(str(p) for p in first["loc"]) or "(record)"
             bad.append(Rejection("invalid_seal", f"{where}: {first['msg']}", None, record))
             continue
-        seals.append(
-            {
-                "tenant_id": seal.tenant or DEFAULT_TENANT,
-                "batch_id": seal.batch_id,
-                "total_jobs": seal.total_jobs,
-                "webhook_url": str(seal.webhook_url) if seal.webhook_url else None,
-            }
-        )
+        row = {
+            "tenant_id": seal.tenant or DEFAULT_TENANT,
+            "batch_id": seal.batch_id,
+            "total_jobs": seal.total_jobs,
+            "webhook_url": str(seal.webhook_url) if seal.webhook_url else None,
+        }
+        seals.append(Seal(row, record))
     return seals, bad
 
 

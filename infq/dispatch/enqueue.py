@@ -1,35 +1,35 @@
-"""Publishing jobs to their model queues, a chunk of jobs per Celery message."""
+"""Publishing handed-out jobs to their model queues, a chunk of jobs per Celery message."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 
 from celery import Celery
 
-from infq.db.models import Job
+from infq.db.scheduling import HandedOut
 from infq.settings import Settings
 from workers.batching import chunked
 from workers.messages import TASK_NAME, WorkItem, celery_priority
 
 
-def work_item(job: Job) -> WorkItem:
-    """What the worker needs of a job row."""
-    text = (job.input or {}).get("text", "")
+def work_item(job: HandedOut) -> WorkItem:
+    """What the worker needs of a job to compute it without reading Postgres."""
     return WorkItem(
         job_id=str(job.job_id),
         model=job.model,
-        task=job.task or "",
-        text=text,
+        task=job.task,
+        text=job.text,
         params=job.params,
-        cache=job.cache_key is not None,
-        tenant=job.tenant_id,
+        cache=job.cache,
+        tenant=job.tenant,
     )
 
 
-def publish_jobs(celery: Celery, settings: Settings, jobs: list[Job]) -> int:
+def publish_jobs(celery: Celery, settings: Settings, jobs: Sequence[HandedOut]) -> int:
     """Send jobs to ``infq.model.<model>``, ``dispatch_chunk_size`` per message; returns
     the number of messages. One broker connection for all of them."""
-    groups: dict[tuple[str, int], list[Job]] = defaultdict(list)
+    groups: dict[tuple[str, int], list[HandedOut]] = defaultdict(list)
     for job in jobs:
         groups[(job.model, job.priority)].append(job)
     messages = 0

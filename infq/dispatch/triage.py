@@ -7,10 +7,14 @@ answer, so every rule about what a valid job is lives in one tested place.
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
+
+import orjson
 
 from infq.cache.key import CacheScope, cache_key
 from infq.errors import RejectedRecord
@@ -33,6 +37,17 @@ class Record:
     offset: int
     timestamp_ms: int | None
     value: bytes | None
+    key: bytes | None = None
+
+
+def key_job_id(key: bytes | None) -> str | None:
+    """The job id a producer put in the record key (our SDK does), if it is a UUID."""
+    if not key:
+        return None
+    try:
+        return str(uuid.UUID(key.decode("ascii")))
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -72,7 +87,14 @@ class Accepted:
             "source_partition": self.record.partition,
             "source_offset": self.record.offset,
             "submitted_at": submitted_at(self.record),
+            "request_hash": self.fingerprint,
         }
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the request without its job id (what the id promises to mean)."""
+        body = self.request.model_dump(mode="json", exclude={"job_id"})
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -155,7 +177,8 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
             model=request.model, task=request.task, params=request.params
         )
     except RejectedRecord as e:
-        job_id = e.job_id
+        # A value too broken to read (invalid UTF-8, say) still names its job in the key.
+        job_id = e.job_id or key_job_id(record.key)
         if request is not None:
             job_id = str(request.job_id or derived_job_id(record))
         return Rejection(

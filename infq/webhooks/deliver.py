@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,9 +31,13 @@ log = logging.getLogger("infq.webhooks")
 
 @dataclass(frozen=True)
 class AttemptResult:
-    """What the task should do next: nothing, or retry after ``retry_in_s``."""
+    """What the task should do next: nothing, or retry after ``retry_in_s``.
 
-    outcome: Outcome
+    ``outcome`` is None when no attempt was made because none was due (a duplicate
+    task message; the one that is due, or the outbox sweeper, makes it).
+    """
+
+    outcome: Outcome | None
     retry_in_s: float | None = None
 
 
@@ -74,6 +79,8 @@ def attempt(
         delivery = webhook_rows.get(session, delivery_id)
         if delivery is None or delivery.status != "pending":
             return AttemptResult(Outcome.DELIVERED if delivery else Outcome.DEAD)
+        if not webhook_rows.is_due(delivery, now=datetime.now(UTC)):
+            return AttemptResult(None)
         secret = webhook_rows.secret_of(session, delivery.tenant_id)
         session.expunge(delivery)
     status_code: int | None = None
@@ -109,6 +116,9 @@ def attempt(
         )
     duration_ms = int((time.monotonic() - started) * 1000)
     status = {Outcome.DELIVERED: "delivered", Outcome.DEAD: "dead"}.get(outcome, "pending")
+    retry_in_s = None
+    if outcome is Outcome.RETRY:
+        retry_in_s = backoff_s(attempt=delivery.attempts + 1, policy=policy, rng=rng)
     with sessions.begin() as session:
         webhook_rows.record_attempt(
             session,
@@ -117,6 +127,7 @@ def attempt(
             status_code=status_code,
             error=error,
             duration_ms=duration_ms,
+            retry_in_s=retry_in_s,
         )
     log.info(
         "webhook delivery_id=%s event=%s attempt=%d status_code=%s outcome=%s",
@@ -126,8 +137,4 @@ def attempt(
         status_code,
         outcome,
     )
-    if outcome is Outcome.RETRY:
-        return AttemptResult(
-            outcome, backoff_s(attempt=delivery.attempts + 1, policy=policy, rng=rng)
-        )
-    return AttemptResult(outcome)
+    return AttemptResult(outcome, retry_in_s)

@@ -161,7 +161,7 @@ def test_raw_fields_are_text_for_utf8_and_base64_otherwise() -> None:
     text = rejected(record("not json: ünïcode".encode()))
     assert text.raw_fields() == {"raw": "not json: ünïcode", "raw_base64": None}
     binary = rejected(record(b"\xff\xfe\x00"))
-    assert binary.code == "invalid_json"
+    assert binary.code == "invalid_utf8"
     assert binary.raw_fields() == {
         "raw": None,
         "raw_base64": base64.b64encode(b"\xff\xfe\x00").decode(),
@@ -207,6 +207,7 @@ def test_accepted_row_holds_the_normalised_job() -> None:
         "source_partition": 3,
         "source_offset": 42,
         "submitted_at": datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+        "request_hash": got.fingerprint,
     }
 
 

@@ -1,0 +1,312 @@
+"""Data access for the queue of record: hand-out, leases, worker processes, expiry.
+
+A job's life in Postgres (``status`` stays the public one, the lease says who has it):
+
+* ready — ``queued``, no lease: waits in Postgres, visible to one query;
+* handed out — ``queued``, lease with no owner: on its way through Redis;
+* held — ``queued``, lease owned by a worker process: in that worker's batch queue;
+* computing — ``running``, lease owned by the worker, renewed by its heartbeat;
+* final — lease cleared.
+
+An expired lease sends the job back to ready (a running one counts as a lost attempt).
+Functions take a session and never commit; every statement covers many jobs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from infq.db.models import Job
+
+# A lease owner fences its own work: only the owner may finish or renew a job.
+_CLAIMABLE = (
+    "status = 'queued' AND coalesced_into IS NULL AND "
+    "(lease_owner IS NULL OR lease_owner = :owner OR lease_expires_at < now())"
+)
+
+# Weighted fair share, bounded: walk the distinct tenants with ready jobs of one model
+# through the partial index (a loose index scan), take at most :n candidates of each,
+# rank every tenant's candidates, and interleave the ranks (divided by the tenant's
+# weight) after priority and before age. Candidates are locked with SKIP LOCKED, so
+# several schedulers never hand out the same job.
+_HAND_OUT_SQL = text(
+    """
+    WITH RECURSIVE ready_tenants AS (
+        (SELECT tenant_id FROM jobs
+          WHERE model = :model AND status = 'queued' AND lease_expires_at IS NULL
+            AND coalesced_into IS NULL
+          ORDER BY tenant_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.tenant_id FROM jobs j
+                 WHERE j.model = :model AND j.status = 'queued'
+                   AND j.lease_expires_at IS NULL AND j.coalesced_into IS NULL
+                   AND j.tenant_id > r.tenant_id
+                 ORDER BY j.tenant_id LIMIT 1)
+          FROM ready_tenants r WHERE r.tenant_id IS NOT NULL
+    ),
+    candidates AS (
+        SELECT c.job_id, c.tenant_id, c.priority, c.created_at
+          FROM ready_tenants r
+          CROSS JOIN LATERAL (
+              SELECT j.job_id, j.tenant_id, j.priority, j.created_at FROM jobs j
+               WHERE j.model = :model AND j.tenant_id = r.tenant_id
+                 AND j.status = 'queued' AND j.lease_expires_at IS NULL
+                 AND j.coalesced_into IS NULL
+               ORDER BY j.priority DESC, j.created_at, j.job_id
+               LIMIT :n
+               FOR UPDATE SKIP LOCKED
+          ) c
+         WHERE r.tenant_id IS NOT NULL
+    ),
+    ranked AS (
+        SELECT c.job_id, c.priority, c.created_at,
+               row_number() OVER (PARTITION BY c.tenant_id
+                                  ORDER BY c.priority DESC, c.created_at, c.job_id)
+                 / GREATEST(COALESCE(t.weight, 1.0), 0.001) AS share
+          FROM candidates c LEFT JOIN tenants t ON t.tenant_id = c.tenant_id
+    ),
+    chosen AS (
+        SELECT job_id FROM ranked ORDER BY priority DESC, share, created_at, job_id LIMIT :n
+    )
+    UPDATE jobs SET lease_owner = NULL,
+                    lease_expires_at = now() + make_interval(secs => :lease_s),
+                    enqueued_at = now()
+      FROM chosen
+     WHERE jobs.job_id = chosen.job_id
+    RETURNING jobs.job_id, jobs.model, jobs.task, jobs.priority, jobs.tenant_id,
+              jobs.input, jobs.params, jobs.cache_key
+    """
+)
+
+
+@dataclass(frozen=True)
+class HandedOut:
+    """What a worker needs of a job handed out (no ORM object: one row per job)."""
+
+    job_id: uuid.UUID
+    model: str
+    task: str
+    priority: int
+    tenant: str
+    text: str
+    params: dict[str, Any]
+    cache: bool
+
+
+def hand_out(session: Session, *, model: str, limit: int, lease_s: float) -> list[HandedOut]:
+    """Lease up to ``limit`` ready jobs of ``model``: priority, then fair share, then age."""
+    if limit < 1:
+        return []
+    rows = session.execute(_HAND_OUT_SQL, {"model": model, "n": limit, "lease_s": lease_s})
+    return [
+        HandedOut(
+            job_id=r.job_id,
+            model=r.model,
+            task=r.task or "",
+            priority=r.priority,
+            tenant=r.tenant_id,
+            text=(r.input or {}).get("text", ""),
+            params=r.params or {},
+            cache=r.cache_key is not None,
+        )
+        for r in rows
+    ]
+
+
+def release(session: Session, job_ids: Iterable[uuid.UUID], *, owner: str | None) -> int:
+    """Return handed-out or held jobs to ready at once (send failed, worker stopping)."""
+    ids = list(job_ids)
+    if not ids:
+        return 0
+    result = session.execute(
+        text(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE job_id = ANY(:ids) AND status = 'queued' "
+            "AND (lease_owner IS NULL OR lease_owner = :owner)"
+        ),
+        {"ids": ids, "owner": owner},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def live_slots(session: Session, *, stale_after_s: float) -> dict[str, int]:
+    """Worker slots per model whose process heartbeat is fresh and that take work."""
+    rows = session.execute(
+        text(
+            "SELECT m AS model, sum(slots) AS slots FROM worker_processes, unnest(models) AS m "
+            "WHERE heartbeat_at > now() - make_interval(secs => :stale) AND NOT draining "
+            "GROUP BY m"
+        ),
+        {"stale": stale_after_s},
+    )
+    return {r.model: int(r.slots) for r in rows}
+
+
+def outstanding(session: Session) -> dict[str, int]:
+    """Jobs handed out or held but not yet computing, per model (the window in use)."""
+    rows = session.execute(
+        text(
+            "SELECT model, count(*) AS n FROM jobs "
+            "WHERE lease_expires_at IS NOT NULL AND status = 'queued' GROUP BY model"
+        )
+    )
+    return {r.model: int(r.n) for r in rows}
+
+
+def heartbeat(
+    session: Session,
+    *,
+    process_id: str,
+    hostname: str,
+    pid: int,
+    models: Sequence[str],
+    held: Sequence[uuid.UUID],
+    lease_s: float,
+    draining: bool = False,
+) -> int:
+    """Upsert the process row and renew (or take) the leases of the jobs it holds.
+
+    Returns how many jobs it still holds in Postgres' view; a job another live owner
+    holds, or one that expired and went back to ready, is not taken here.
+    """
+    session.execute(
+        text(
+            "INSERT INTO worker_processes (process_id, hostname, pid, models, held, draining) "
+            "VALUES (:pid_, :host, :pid, :models, :held, :draining) "
+            "ON CONFLICT (process_id) DO UPDATE SET heartbeat_at = now(), "
+            "held = EXCLUDED.held, draining = EXCLUDED.draining, models = EXCLUDED.models"
+        ),
+        {
+            "pid_": process_id,
+            "host": hostname,
+            "pid": pid,
+            "models": list(models),
+            "held": len(held),
+            "draining": draining,
+        },
+    )
+    if not held:
+        return 0
+    result = session.execute(
+        text(
+            "UPDATE jobs SET lease_owner = :owner, "
+            "lease_expires_at = now() + make_interval(secs => :lease_s) "
+            "WHERE job_id = ANY(:ids) AND lease_expires_at IS NOT NULL "
+            "AND status IN ('queued', 'running') "
+            "AND (lease_owner IS NULL OR lease_owner = :owner)"
+        ),
+        {"owner": process_id, "lease_s": lease_s, "ids": list(held)},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def deregister(session: Session, process_id: str) -> None:
+    """Remove a stopping process's row (its window is handed to the others)."""
+    session.execute(text("DELETE FROM worker_processes WHERE process_id = :p"), {"p": process_id})
+
+
+def claim(
+    session: Session, job_ids: Iterable[uuid.UUID], *, owner: str, lease_s: float
+) -> set[uuid.UUID]:
+    """Start computing jobs: ``running``, owned by ``owner``, one attempt counted.
+
+    Refuses jobs that are final, cancelled, already running, or held by another owner
+    whose lease is alive, so nothing is computed twice while its owner lives.
+    """
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    rows = session.execute(
+        text(
+            "UPDATE jobs SET status = 'running', started_at = now(), attempts = attempts + 1, "
+            "lease_owner = :owner, lease_expires_at = now() + make_interval(secs => :lease_s) "
+            f"WHERE job_id = ANY(:ids) AND {_CLAIMABLE} RETURNING job_id"
+        ),
+        {"ids": ids, "owner": owner, "lease_s": lease_s},
+    )
+    return {r[0] for r in rows}
+
+
+@dataclass
+class Expiry:
+    """What one expiry sweep did."""
+
+    returned: int = 0  # handed out or held, never started: back to ready
+    retried: int = 0  # running when its owner went silent: back to ready, attempt counted
+    failed: list[uuid.UUID] = field(default_factory=list)  # out of attempts: worker_lost
+
+
+def expire_leases(session: Session, *, max_attempts: int) -> Expiry:
+    """Send every job whose lease ran out back to ready, or fail it after N lost workers."""
+    out = Expiry()
+    out.returned = int(
+        getattr(
+            session.execute(
+                text(
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL "
+                    "WHERE lease_expires_at < now() AND status = 'queued'"
+                )
+            ),
+            "rowcount",
+            0,
+        )
+        or 0
+    )
+    rows = session.execute(
+        text(
+            "UPDATE jobs SET "
+            "status = CASE WHEN attempts >= :max THEN 'failed' ELSE 'queued' END, "
+            "finished_at = CASE WHEN attempts >= :max THEN now() END, "
+            "error_code = CASE WHEN attempts >= :max THEN 'worker_lost' END, "
+            "error_message = CASE WHEN attempts >= :max THEN "
+            "'the worker computing it was lost ' || attempts || ' times' END, "
+            "lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE lease_expires_at < now() AND status = 'running' "
+            "RETURNING job_id, status"
+        ),
+        {"max": max_attempts},
+    )
+    for job_id, status in rows.tuples():
+        if status == "failed":
+            out.failed.append(job_id)
+        else:
+            out.retried += 1
+    return out
+
+
+def prune_processes(session: Session, *, stale_after_s: float) -> int:
+    """Forget processes silent for much longer than a lease (they are gone)."""
+    result = session.execute(
+        text(
+            "DELETE FROM worker_processes "
+            "WHERE heartbeat_at < now() - make_interval(secs => :stale)"
+        ),
+        {"stale": stale_after_s},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> list[Job]:
+    """The outbox: final jobs whose completion event no broker has confirmed."""
+    stmt = text(
+        "SELECT job_id FROM jobs WHERE notified_at IS NULL "
+        "AND status IN ('succeeded', 'failed', 'rejected', 'cancelled') "
+        "AND finished_at < now() - make_interval(secs => :older) "
+        "ORDER BY finished_at LIMIT :limit"
+    )
+    ids = [r[0] for r in session.execute(stmt, {"older": older_than_s, "limit": limit})]
+    if not ids:
+        return []
+    return list(session.query(Job).filter(Job.job_id.in_(ids)))
+
+
+def try_lead(session: Session, *, name: str) -> bool:
+    """Whether this transaction holds the maintenance lock (one leader at a time)."""
+    key = uuid.uuid5(uuid.NAMESPACE_URL, f"infq:{name}").int & 0x7FFFFFFFFFFFFFFF
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}))

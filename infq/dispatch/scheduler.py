@@ -1,0 +1,181 @@
+"""The scheduler: Postgres holds the backlog, Redis only a small window under leases.
+
+Every tick (``scheduler_interval_ms``, or at once when the dispatcher recorded jobs):
+
+* **hand-out** — for each model with live workers, lease ready jobs up to its window
+  (``window_batches`` batches per live worker slot, minus what is already handed out
+  or held), by priority, then weighted fair share between tenants, then age, and send
+  them as Celery messages. A failed send releases them at once.
+* **maintenance** (every ``maintenance_interval_s``, one leader at a time) — expire
+  leases (a silent worker's jobs go back to ready, or fail after ``max_attempts``
+  lost workers), forget long-dead processes, and re-drive the outbox: final jobs
+  whose event no broker confirmed, webhook deliveries whose attempt is overdue,
+  batches whose jobs are all final but which were never finished.
+
+Several schedulers may run (one per dispatcher): hand-out uses ``SKIP LOCKED`` and
+maintenance statements are idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from infq.db import batches as batch_rows
+from infq.db import scheduling
+from infq.db import webhooks as webhook_rows
+from infq.dispatch.enqueue import publish_jobs
+from infq.notify import Announcer
+from infq.settings import Settings
+
+log = logging.getLogger("infq.scheduler")
+
+OUTBOX_BATCH = 1000
+
+
+def window_size(*, slots: int, max_batch_size: int, window_batches: float) -> int:
+    """Jobs a model may have handed out: enough for the batch computing and the next."""
+    return max(0, math.ceil(window_batches * max_batch_size * slots))
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    handed_out: int = 0
+    messages: int = 0
+    returned: int = 0
+    retried: int = 0
+    worker_lost: int = 0
+    republished: int = 0
+    redriven_deliveries: int = 0
+    redriven_batches: int = 0
+
+
+class Scheduler:
+    """See the module docstring. Owns no connections; they are passed in."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        celery: Celery,
+        announcer: Announcer,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.celery = celery
+        self.announcer = announcer
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._next_maintenance = 0.0
+        self._finalize_sent: dict[tuple[str, str], float] = {}
+
+    def wake(self) -> None:
+        """Hand out now (new jobs were recorded)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Return from :meth:`run` after the current tick."""
+        self._stop.set()
+        self._wake.set()
+
+    def run(self) -> None:
+        """Tick until :meth:`stop`; a failing tick (a service away) is retried."""
+        interval_s = self.settings.scheduler_interval_ms / 1000
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                report = self.tick()
+                failures = 0
+            except Exception:
+                failures += 1
+                delay_s = min(10.0, 0.25 * 2**failures)
+                log.exception("scheduler tick failed; retrying in %.1f s", delay_s)
+                self._stop.wait(delay_s)
+                continue
+            if report.handed_out:
+                continue  # more may be ready: go again at once
+            self._wake.wait(interval_s)
+            self._wake.clear()
+
+    def tick(self) -> TickReport:
+        """One hand-out, plus maintenance when it is due."""
+        report = TickReport()
+        now = time.monotonic()
+        if now >= self._next_maintenance:
+            self._next_maintenance = now + self.settings.maintenance_interval_s
+            self.maintain(report)
+        self.hand_out(report)
+        return report
+
+    def hand_out(self, report: TickReport) -> None:
+        """Lease ready jobs into each model's free window and send them."""
+        s = self.settings
+        with self.sessions.begin() as session:
+            slots = scheduling.live_slots(session, stale_after_s=s.lease_s)
+            busy = scheduling.outstanding(session)
+            picked = []
+            for model, n in slots.items():
+                size = window_size(
+                    slots=n, max_batch_size=s.max_batch_size, window_batches=s.window_batches
+                )
+                room = size - busy.get(model, 0)
+                picked += scheduling.hand_out(session, model=model, limit=room, lease_s=s.lease_s)
+        if not picked:
+            return
+        try:
+            report.messages = publish_jobs(self.celery, s, picked)
+        except Exception:
+            with self.sessions.begin() as session:
+                scheduling.release(session, (j.job_id for j in picked), owner=None)
+            raise
+        report.handed_out = len(picked)
+
+    def maintain(self, report: TickReport) -> None:
+        """Expire leases and re-drive the outbox (leader only)."""
+        s = self.settings
+        with self.sessions.begin() as session:
+            if not scheduling.try_lead(session, name="maintenance"):
+                return
+            expiry = scheduling.expire_leases(session, max_attempts=s.max_attempts)
+            scheduling.prune_processes(session, stale_after_s=max(60.0, 20 * s.lease_s))
+            unnotified = scheduling.final_unnotified(
+                session, older_than_s=s.outbox_grace_s, limit=OUTBOX_BATCH
+            )
+            overdue = webhook_rows.take_overdue(
+                session, grace_s=s.outbox_grace_s, limit=OUTBOX_BATCH
+            )
+            unfinished = batch_rows.unfinished_ready(session, limit=OUTBOX_BATCH)
+        report.returned, report.retried = expiry.returned, expiry.retried
+        report.worker_lost = len(expiry.failed)
+        if expiry.returned or expiry.retried or expiry.failed:
+            log.warning(
+                "leases expired returned=%d retried=%d worker_lost=%d",
+                expiry.returned,
+                expiry.retried,
+                len(expiry.failed),
+            )
+        if unnotified:
+            missed = self.announcer.jobs_final(unnotified)
+            report.republished = len(unnotified) - missed
+            log.info("outbox re-announced=%d unconfirmed=%d", report.republished, missed)
+        if overdue:
+            self.announcer.send_deliveries([str(d) for d in overdue])
+            report.redriven_deliveries = len(overdue)
+            log.info("outbox re-sent webhook deliveries=%d", len(overdue))
+        now = time.monotonic()
+        recent = {k: t for k, t in self._finalize_sent.items() if now - t < s.outbox_grace_s}
+        due = [k for k in unfinished if k not in recent]
+        self._finalize_sent = recent
+        if due:
+            self.announcer.finish_batches(due)
+            self._finalize_sent.update(dict.fromkeys(due, now))
+            report.redriven_batches = len(due)
