@@ -59,9 +59,14 @@ class PermanentFailure(InfqError):
 
 
 class PublishFailed(InfqError):
-    """Kafka did not acknowledge some records; nothing was dropped silently."""
+    """Kafka did not acknowledge some records; nothing was dropped silently.
 
-    def __init__(self, *, failed: int, total: int) -> None:
+    ``unconfirmed`` names them when the caller knows names (the SDK: job ids), so
+    exactly those can be sent again (job ids are idempotency keys).
+    """
+
+    def __init__(self, *, failed: int, total: int, unconfirmed: list[str] | None = None) -> None:
         super().__init__(f"Kafka did not acknowledge {failed} of {total} records")
         self.failed = failed
         self.total = total
+        self.unconfirmed = unconfirmed or []

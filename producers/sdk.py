@@ -1,5 +1,7 @@
 """Submit one job or millions. Requests are validated locally against the same pydantic
-contract the dispatcher uses, so mistakes fail in the caller, not in the DLQ.
+contract the dispatcher uses, so mistakes fail in the caller, not in the DLQ. Every
+send is confirmed by the broker: a job Kafka did not take raises :class:`PublishFailed`
+(naming its id), it never vanishes.
 
     with JobProducer("kafka:9092") as producer:
         job_id = producer.submit(model="all-MiniLM-L6-v2", text="hello")
@@ -17,9 +19,14 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
+from infq.bus import Message, Publisher
+from infq.errors import PublishFailed
 from schemas.batches import BatchSeal
 from schemas.jobs import JobRequest
 from schemas.status import Topics
+
+# Requests confirmed per round trip: large enough to batch, small enough to re-send.
+SEND_CHUNK = 5000
 
 
 def new_batch_id() -> str:
@@ -50,7 +57,9 @@ class JobProducer:
         config.update(kafka_config)
         self.topic = topic
         self.batches_topic = batches_topic
-        self._producer = KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
+        self._publisher = Publisher(
+            lambda: KafkaProducer(bootstrap_servers=bootstrap_servers, **config)
+        )
 
     def __enter__(self) -> JobProducer:
         return self
@@ -65,17 +74,25 @@ class JobProducer:
 
     def close(self) -> None:
         """Flush what is pending and close the connection."""
-        self._producer.close(timeout=30)
+        self._publisher.close()
 
-    def _send(self, request: JobRequest) -> uuid.UUID:
-        job_id, value = encode(request)
-        self._producer.send(self.topic, key=str(job_id).encode(), value=value)
-        return job_id
+    def _send_chunk(self, chunk: list[tuple[uuid.UUID, bytes]]) -> None:
+        """Send and confirm; raise :class:`PublishFailed` naming the unconfirmed job ids."""
+        acked = self._publisher.send(
+            [Message(self.topic, str(job_id).encode(), value) for job_id, value in chunk]
+        )
+        missing = [str(job_id) for (job_id, _), ok in zip(chunk, acked, strict=True) if not ok]
+        if missing:
+            raise PublishFailed(failed=len(missing), total=len(chunk), unconfirmed=missing)
 
     def submit(self, *, model: str, text: str, **fields: Any) -> uuid.UUID:
-        """Submit one job and wait until Kafka has it; returns its id."""
-        job_id = self._send(JobRequest(model=model, input={"text": text}, **fields))
-        self._producer.flush()
+        """Submit one job and wait until Kafka has it; returns its id.
+
+        Raises :class:`PublishFailed` if Kafka did not acknowledge it (sending it again
+        with the same ``job_id`` is safe).
+        """
+        job_id, value = encode(JobRequest(model=model, input={"text": text}, **fields))
+        self._send_chunk([(job_id, value)])
         return job_id
 
     def submit_requests(
@@ -84,13 +101,27 @@ class JobProducer:
         *,
         on_sent: Callable[[int], None] | None = None,
     ) -> list[uuid.UUID]:
-        """Submit prepared requests with one flush at the end; returns their ids in order."""
-        ids = []
+        """Submit prepared requests, confirmed chunk by chunk; returns their ids in order.
+
+        Raises :class:`PublishFailed` at the first chunk Kafka did not fully acknowledge:
+        its ``unconfirmed`` job ids are the ones to send again; every id returned or
+        reported earlier was confirmed, and later requests were not sent.
+        """
+        ids: list[uuid.UUID] = []
+        chunk: list[tuple[uuid.UUID, bytes]] = []
         for request in requests:
-            ids.append(self._send(request))
+            chunk.append(encode(request))
+            if len(chunk) >= SEND_CHUNK:
+                self._send_chunk(chunk)
+                ids.extend(job_id for job_id, _ in chunk)
+                if on_sent is not None:
+                    on_sent(len(chunk))
+                chunk = []
+        if chunk:
+            self._send_chunk(chunk)
+            ids.extend(job_id for job_id, _ in chunk)
             if on_sent is not None:
-                on_sent(1)
-        self._producer.flush()
+                on_sent(len(chunk))
         return ids
 
     def submit_many(
@@ -125,8 +156,7 @@ class JobProducer:
             batch_id=batch_id, total_jobs=total_jobs, tenant=tenant, webhook_url=webhook_url
         )
         value = orjson.dumps(seal.model_dump(mode="json", exclude_none=True))
-        self._producer.send(self.batches_topic, key=batch_id.encode(), value=value)
-        self._producer.flush()
+        self._publisher.send_or_raise([Message(self.batches_topic, batch_id.encode(), value)])
 
     def submit_batch(
         self,

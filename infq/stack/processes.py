@@ -22,8 +22,14 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether ``port`` can be bound on loopback."""
+    """Whether a server could listen on ``port`` on loopback.
+
+    ``SO_REUSEADDR``, as servers set it: a port whose old connections linger in
+    TIME_WAIT after a crash is free for the restarted service, which then comes back
+    on the port every running client already knows.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -216,3 +216,55 @@ class Receiver:
         """Stop serving."""
         self.server.shutdown()
         self.server.server_close()
+
+
+_REDIS_DBS = iter(range(2, 16))
+
+
+def isolated_env(stack_env: dict[str, str], settings: Settings, *, name: str) -> dict[str, str]:
+    """An infq of its own on the shared stack: its own database, topics, consumer group
+    and Redis database, so the session's workers and schedulers never touch its jobs.
+
+    Postgres is the queue of record, so isolation starts there: a scheduler hands out
+    every ready job of its database to every live worker of that database.
+    """
+    import psycopg
+    import redis
+    from sqlalchemy.engine import make_url
+
+    from infq.bootstrap import initialise
+
+    url = make_url(settings.database)
+    database = f"infq_{name}_{uuid.uuid4().hex[:8]}".lower()
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    redis_db = next(_REDIS_DBS)
+    broker = settings.broker.rsplit("/", 1)[0] + f"/{redis_db}"
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    client.close()
+    env = {
+        **stack_env,
+        "INFQ_DATABASE_URL": url.set(database=database).render_as_string(hide_password=False),
+        "INFQ_BROKER_URL": broker,
+        "INFQ_JOBS_TOPIC": unique(f"{name}.jobs"),
+        "INFQ_RESULTS_TOPIC": unique(f"{name}.results"),
+        "INFQ_DLQ_TOPIC": unique(f"{name}.dlq"),
+        "INFQ_BATCHES_TOPIC": unique(f"{name}.batches"),
+        "INFQ_CONSUMER_GROUP": unique(name),
+    }
+    initialise(settings_for(env))
+    return env
+
+
+def settings_for(env: dict[str, str]) -> Settings:
+    """Settings as a process started with ``env`` would build them (from the environment)."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -9,11 +9,18 @@ import uuid
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bus import ensure_topics
+from infq.db.session import make_engine, make_sessionmaker
 from infq.settings import Settings
 from producers.sdk import JobProducer
 from tests.integration.conftest import LOG_DIR
-from tests.integration.harness import InfqProcess, completion_events, unique, wait_final
+from tests.integration.harness import (
+    InfqProcess,
+    completion_events,
+    isolated_env,
+    settings_for,
+    unique,
+    wait_final,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -82,38 +89,42 @@ def test_cache_false_always_computes(
 
 
 def test_a_new_model_revision_never_serves_old_results(
-    stack_env: dict[str, str], settings: Settings, sessions: sessionmaker[Session],
-    dispatcher: InfqProcess,
-) -> None:  # fmt: skip
+    stack_env: dict[str, str], settings: Settings
+) -> None:
+    # Given an infq of its own whose echo worker runs revision echo-1 and computed a text
+    env = isolated_env(stack_env, settings, name="rev")
+    own = settings_for(env)
+    rev_sessions = make_sessionmaker(make_engine(own.database))
     text = f"revisioned {uuid.uuid4()}"
-    old = _submit(settings, text)
-    assert wait_final(sessions, [old])[old].model_revision == "echo-1"
 
-    # Given a dispatcher and worker that run echo at revision echo-2 (own topic and queues)
-    topic = unique("rev.jobs")
-    ensure_topics(Settings(jobs_topic=topic))
-    env = {
-        **stack_env,
-        "INFQ_JOBS_TOPIC": topic,
-        "INFQ_CONSUMER_GROUP": unique("rev"),
-        "INFQ_BROKER_URL": settings.broker.rsplit("/", 1)[0] + "/1",
-        "INFQ_MODEL_REVISIONS": json.dumps({"echo": "echo-2"}),
-    }
-    procs = [
-        InfqProcess(["worker", "--model", "echo"], env=env, log_path=LOG_DIR / "rev-worker.log"),
-        InfqProcess(["dispatcher"], env=env, log_path=LOG_DIR / "rev-dispatcher.log"),
-    ]
-    bumped = Settings(jobs_topic=topic)
+    def pipeline(revision: str) -> list[InfqProcess]:
+        revised = {**env, "INFQ_MODEL_REVISIONS": json.dumps({"echo": revision})}
+        return [
+            InfqProcess(["worker", "--model", "echo"], env=revised,
+                        log_path=LOG_DIR / f"rev-worker-{revision}.log"),
+            InfqProcess(["dispatcher"], env=revised,
+                        log_path=LOG_DIR / f"rev-dispatcher-{revision}.log"),
+        ]  # fmt: skip
+
+    procs = pipeline("echo-1")
     try:
-        # When the same input is submitted again
-        recomputed = _submit(bumped, text)
-        row = wait_final(sessions, [recomputed], timeout_s=120)[recomputed]
+        old = _submit(own, text)
+        assert wait_final(rev_sessions, [old], timeout_s=120)[old].model_revision == "echo-1"
+    finally:
+        for p in procs:
+            p.stop()
+
+    # When it is upgraded to echo-2 and the same input is submitted again
+    procs = pipeline("echo-2")
+    try:
+        recomputed = _submit(own, text)
+        row = wait_final(rev_sessions, [recomputed], timeout_s=120)[recomputed]
         # Then it is computed anew at the new revision, and that result is reused after
         assert not row.cache_hit
         assert row.started_at is not None
         assert row.model_revision == "echo-2"
-        reused = _submit(bumped, text)
-        hit = wait_final(sessions, [reused])[reused]
+        reused = _submit(own, text)
+        hit = wait_final(rev_sessions, [reused])[reused]
         assert hit.cache_hit
         assert hit.model_revision == "echo-2"
     finally:
