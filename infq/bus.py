@@ -28,12 +28,17 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "batch_size": 256 * 1024,
         "max_request_size": settings.max_record_bytes + 64 * 1024,
         "retries": 5,
+        # Come back within a second or two of a broker restart, not after kafka-python's
+        # default backoff of up to 30 s.
+        "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
     }
     config.update(overrides)
     return KafkaProducer(**config)
 
 
 log = logging.getLogger("infq.bus")
+
+RECONNECT_BACKOFF_MAX_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,7 @@ def make_consumer(settings: Settings, *, topics: list[str], group_id: str) -> Ka
         heartbeat_interval_ms=max(500, session_ms // 3),
         max_poll_records=settings.poll_max_records,
         max_partition_fetch_bytes=max(1024 * 1024, settings.max_record_bytes * 2),
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
     )
 
 

@@ -53,7 +53,12 @@ class JobProducer:
         batches_topic: str = Topics.BATCHES,
         **kafka_config: Any,
     ) -> None:
-        config: dict[str, Any] = {"acks": "all", "linger_ms": 10, "batch_size": 256 * 1024}
+        config: dict[str, Any] = {
+            "acks": "all",
+            "linger_ms": 10,
+            "batch_size": 256 * 1024,
+            "reconnect_backoff_max_ms": 2000,
+        }
         config.update(kafka_config)
         self.topic = topic
         self.batches_topic = batches_topic

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from infq.cache.key import CacheScope, cache_key
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
-from infq.db import scheduling
+from infq.db import ledger, scheduling
 from infq.db.jobs import Finish
 from infq.db.models import Job
 from infq.errors import InfqError, PermanentFailure
@@ -97,9 +97,10 @@ def process(
         return report
 
     outcomes, sizes = _compute(ctx, runnable, report)
-    at = datetime.now(UTC)
+    key = batch_key(worker_batch_id=report.worker_batch_id, at=datetime.now(UTC))
+    uri = ctx.store.uri_of(key)
     finishes = retrying(
-        lambda: _store(ctx, outcomes, sizes, report.worker_batch_id, at=at),
+        lambda: _store(ctx, outcomes, sizes, report.worker_batch_id, key=key, owner=owner),
         what="store",
         keep_trying=keep_trying,
     )
@@ -107,12 +108,16 @@ def process(
     def finish() -> list[Job]:
         with ctx.sessions.begin() as session:
             done = job_rows.finish(session, finishes, owner=owner)
+            if done:
+                ledger.recorded(session, uri)
             cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
             followers = cache_rows.complete_followers(session, done)
             return job_rows.load(session, done | followers)
 
     finished = retrying(finish, what="finish", keep_trying=keep_trying)
     report.fenced = len(claimed) - sum(1 for j in finished if j.coalesced_into is None)
+    if report.fenced == len(claimed):
+        _drop_object(ctx, uri)
     try:
         ctx.announcer.jobs_final(finished)
     except Exception:
@@ -180,9 +185,11 @@ def _store(
     sizes: dict[str, int],
     worker_batch_id: uuid.UUID,
     *,
-    at: datetime,
+    key: str,
+    owner: str,
 ) -> list[Finish]:
-    """Small results inline; the rest in one object for the whole flush (one PUT)."""
+    """Small results inline; the rest in one object for the whole flush (one PUT),
+    noted in the ledger first so that a crash before the commit leaves no orphan."""
     finishes: list[Finish] = []
     large: dict[uuid.UUID, tuple[Finish, Any]] = {}
     revisions = {name: ctx.registry.get(name).revision for name in ctx.models}
@@ -211,7 +218,8 @@ def _store(
             large[done.job_id] = (done, o.result)
     if large:
         body, spans = build_body([(job_id, result) for job_id, (_, result) in large.items()])
-        key = batch_key(worker_batch_id=worker_batch_id, at=at)
+        with ctx.sessions.begin() as session:
+            ledger.note(session, uri=ctx.store.uri_of(key), owner=owner)
         uri = ctx.store.put(key, body)
         finishes.extend(
             replace(
@@ -220,6 +228,16 @@ def _store(
             for s in spans
         )
     return finishes
+
+
+def _drop_object(ctx: WorkerContext, uri: str) -> None:
+    """Every job of the flush went to another owner: its object serves nobody."""
+    try:
+        ctx.store.delete(uri)
+        with ctx.sessions.begin() as session:
+            ledger.recorded(session, uri)
+    except Exception:
+        log.exception("could not drop an unused result object; the sweeper will")
 
 
 def _cache_entries(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infq.errors import RejectedRecord, UnknownModel
 
@@ -37,13 +37,15 @@ class EchoParams(BaseModel):
     """Options of the ``echo`` pipeline-test model.
 
     ``fail`` makes the job fail with a permanent error, which lets tests drive the
-    failure path (and batch bisection) through the real pipeline.
+    failure path (and batch bisection) through the real pipeline; ``delay_ms`` makes
+    each batch take that long, as a model's forward pass does.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     upper: bool = False
     fail: bool = False
+    delay_ms: int = Field(default=0, ge=0, le=60_000)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from infq.dispatch.dispatcher import Dispatcher
 from infq.dispatch.scheduler import Scheduler
 from infq.logs import configure
 from infq.notify import Announcer
+from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from workers.app import create_app
 from workers.registry import default_registry
@@ -41,7 +42,13 @@ def _scheduler(settings: Settings, sessions: sessionmaker[Session], celery: Cele
     announcer = Announcer(
         settings=settings, sessions=sessions, publisher=make_publisher(settings), celery=celery
     )
-    return Scheduler(settings=settings, sessions=sessions, celery=celery, announcer=announcer)
+    return Scheduler(
+        settings=settings,
+        sessions=sessions,
+        celery=celery,
+        announcer=announcer,
+        store=S3ResultStore.from_settings(settings),
+    )
 
 
 def _stop_on_signals(*stoppers: Callable[[], None]) -> None:

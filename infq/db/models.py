@@ -221,3 +221,15 @@ class WorkerProcess(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
+
+
+class PendingObject(Base):
+    """A result object being written: deleted with the commit that records its rows."""
+
+    __tablename__ = "pending_objects"
+
+    uri: Mapped[str] = mapped_column(Text, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(160))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

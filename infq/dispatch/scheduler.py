@@ -8,9 +8,10 @@ Every tick (``scheduler_interval_ms``, or at once when the dispatcher recorded j
   them as Celery messages. A failed send releases them at once.
 * **maintenance** (every ``maintenance_interval_s``, one leader at a time) — expire
   leases (a silent worker's jobs go back to ready, or fail after ``max_attempts``
-  lost workers), forget long-dead processes, and re-drive the outbox: final jobs
-  whose event no broker confirmed, webhook deliveries whose attempt is overdue,
-  batches whose jobs are all final but which were never finished.
+  lost workers), forget long-dead processes, delete result objects a dead worker
+  wrote but never recorded, and re-drive the outbox: final jobs whose event no broker
+  confirmed, webhook deliveries whose attempt is overdue, batches whose jobs are all
+  final but which were never finished.
 
 Several schedulers may run (one per dispatcher): hand-out uses ``SKIP LOCKED`` and
 maintenance statements are idempotent.
@@ -28,10 +29,11 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.db import batches as batch_rows
-from infq.db import scheduling
+from infq.db import ledger, scheduling
 from infq.db import webhooks as webhook_rows
 from infq.dispatch.enqueue import publish_jobs
 from infq.notify import Announcer
+from infq.results.store import ResultStore
 from infq.settings import Settings
 
 log = logging.getLogger("infq.scheduler")
@@ -56,6 +58,7 @@ class TickReport:
     republished: int = 0
     redriven_deliveries: int = 0
     redriven_batches: int = 0
+    orphans_deleted: int = 0
 
 
 class Scheduler:
@@ -68,11 +71,13 @@ class Scheduler:
         sessions: sessionmaker[Session],
         celery: Celery,
         announcer: Announcer,
+        store: ResultStore,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.celery = celery
         self.announcer = announcer
+        self.store = store
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._next_maintenance = 0.0
@@ -154,6 +159,12 @@ class Scheduler:
                 session, grace_s=s.outbox_grace_s, limit=OUTBOX_BATCH
             )
             unfinished = batch_rows.unfinished_ready(session, limit=OUTBOX_BATCH)
+            orphans = ledger.abandoned(session, older_than_s=s.lease_s, limit=OUTBOX_BATCH)
+        for uri in orphans:
+            self.store.delete(uri)
+            with self.sessions.begin() as session:
+                ledger.recorded(session, uri)
+        report.orphans_deleted = len(orphans)
         report.returned, report.retried = expiry.returned, expiry.retried
         report.worker_lost = len(expiry.failed)
         if expiry.returned or expiry.retried or expiry.failed:

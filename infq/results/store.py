@@ -28,8 +28,16 @@ class ResultStoreError(InfqError):
 class ResultStore(Protocol):
     """Writes whole batch objects and reads byte ranges of them."""
 
+    def uri_of(self, key: str) -> str:
+        """The uri an object stored under ``key`` has (known before it is written)."""
+        ...
+
     def put(self, key: str, body: bytes) -> str:
         """Store ``body`` under ``key``; returns its uri."""
+        ...
+
+    def delete(self, uri: str) -> None:
+        """Remove the object at ``uri`` if it exists."""
         ...
 
     def get_range(self, uri: str, *, offset: int, length: int) -> bytes:
@@ -73,12 +81,23 @@ class S3ResultStore:
         )
         return cls(client, bucket=settings.s3_bucket)
 
+    def uri_of(self, key: str) -> str:
+        """The uri ``put(key, ...)`` returns."""
+        return f"s3://{self.bucket}/{key}"
+
     def put(self, key: str, body: bytes) -> str:
         """One PUT for a whole worker batch."""
         self._client.put_object(
             Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
         )
-        return f"s3://{self.bucket}/{key}"
+        return self.uri_of(key)
+
+    def delete(self, uri: str) -> None:
+        """Remove one object (deleting a missing one is not an error)."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3":
+            raise ResultStoreError(uri, "not an s3:// uri")
+        self._client.delete_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
 
     def get_range(self, uri: str, *, offset: int, length: int) -> bytes:
         """One ranged GET."""
@@ -138,11 +157,23 @@ class FileResultStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
-    def put(self, key: str, body: bytes) -> str:
-        """Write atomically (temp file + rename) so readers never see half a batch."""
+    def _key_path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if self.root not in path.parents:
             raise ResultStoreError(key, f"key leaves the store root {self.root}")
+        return path
+
+    def uri_of(self, key: str) -> str:
+        """The ``file://`` uri of ``key``."""
+        return self._key_path(key).as_uri()
+
+    def delete(self, uri: str) -> None:
+        """Remove the file if it exists."""
+        self._path_of(uri).unlink(missing_ok=True)
+
+    def put(self, key: str, body: bytes) -> str:
+        """Write atomically (temp file + rename) so readers never see half a batch."""
+        path = self._key_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_bytes(body)

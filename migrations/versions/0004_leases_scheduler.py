@@ -72,6 +72,19 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
         ),
     )
+    # Result objects written to S3 whose rows are not committed yet: a worker dying
+    # between the PUT and the commit leaves an entry, and the sweeper deletes the object.
+    op.create_table(
+        "pending_objects",
+        sa.Column("uri", sa.Text, primary_key=True),
+        sa.Column("owner", sa.String(160), nullable=False),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.text("now()"),
+        ),
+    )
     op.add_column("webhook_deliveries", sa.Column("next_attempt_at", sa.DateTime(timezone=True)))
     op.create_index(
         "ix_webhook_deliveries_pending",
@@ -85,6 +98,7 @@ def downgrade() -> None:
     """Drop what :func:`upgrade` added."""
     op.drop_index("ix_webhook_deliveries_pending", table_name="webhook_deliveries")
     op.drop_column("webhook_deliveries", "next_attempt_at")
+    op.drop_table("pending_objects")
     op.drop_table("worker_processes")
     op.drop_column("tenants", "weight")
     op.drop_index("ix_jobs_unnotified", table_name="jobs")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -41,11 +42,24 @@ class InfqProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: crash() kills all of it
             )
+
+    @property
+    def pid(self) -> int:
+        """The main process id."""
+        return self.proc.pid
 
     def kill_hard(self) -> None:
         """kill -9, as a crash would."""
         self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def crash(self) -> None:
+        """kill -9 of the whole process group (a worker's pool children included), as a
+        machine or container dying would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
@@ -55,8 +69,7 @@ class InfqProcess:
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+                self.crash()
 
     def log_tail(self, lines: int = 40) -> str:
         """The end of its log, for assertion messages."""
@@ -166,7 +179,9 @@ class Receiver:
     recorded with whether its signature verified against ``secret``.
     """
 
-    def __init__(self, secret: str, *, port: int = 0, answers: Iterable[int] = ()) -> None:
+    def __init__(
+        self, secret: str, *, port: int = 0, answers: Iterable[int] = (), delay_s: float = 0.0
+    ) -> None:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -191,6 +206,7 @@ class Receiver:
                     verified = True
                 except Exception:
                     verified = False
+                time.sleep(delay_s)
                 code = receiver.answers.pop(0) if receiver.answers else 200
                 receiver.received.append(
                     {"body": orjson.loads(body), "verified": verified, "answered": code,
@@ -221,7 +237,13 @@ class Receiver:
 _REDIS_DBS = iter(range(2, 16))
 
 
-def isolated_env(stack_env: dict[str, str], settings: Settings, *, name: str) -> dict[str, str]:
+def isolated_env(
+    stack_env: dict[str, str],
+    settings: Settings,
+    *,
+    name: str,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
     """An infq of its own on the shared stack: its own database, topics, consumer group
     and Redis database, so the session's workers and schedulers never touch its jobs.
 
@@ -254,6 +276,7 @@ def isolated_env(stack_env: dict[str, str], settings: Settings, *, name: str) ->
         "INFQ_DLQ_TOPIC": unique(f"{name}.dlq"),
         "INFQ_BATCHES_TOPIC": unique(f"{name}.batches"),
         "INFQ_CONSUMER_GROUP": unique(name),
+        **(extra or {}),
     }
     initialise(settings_for(env))
     return env

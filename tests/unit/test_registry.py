@@ -49,7 +49,7 @@ def test_an_alias_is_not_looked_up_as_a_prefix() -> None:
 
 def test_check_job_resolves_the_default_task_and_fills_param_defaults() -> None:
     spec, task, params = REGISTRY.check_job(model="Echo", task=None, params={"upper": True})
-    assert (spec, task, params) == (ECHO, "echo", {"upper": True, "fail": False})
+    assert (spec, task, params) == (ECHO, "echo", {"upper": True, "fail": False, "delay_ms": 0})
 
 
 def test_check_job_accepts_an_explicit_supported_task() -> None:
