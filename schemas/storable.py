@@ -24,10 +24,19 @@ _KEY_END = re.compile(rb'(?<!\\)(?:\\\\)*"\s*:')
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+_UNPRINTABLE = re.compile("[\x00-\x1f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and surrogates as ``\\uXXXX`` escapes: safe to
+    put in an error message that is itself stored and sent on."""
+    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _path(parts: list[str | int]) -> str:
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else p)
+        out += f"[{p}]" if isinstance(p, int) else (f".{printable(p)}" if out else printable(p))
     return out or "(record)"
 
 

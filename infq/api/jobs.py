@@ -15,10 +15,11 @@ from infq.completion import event_for
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db.models import Job
-from infq.errors import PublishFailed
+from infq.errors import PublishFailed, RejectedRecord
 from infq.webhooks.urls import RefusedCallbackUrl, check_destination, system_resolve
 from producers.sdk import encode
 from schemas.jobs import JobRequest
+from schemas.storable import check_storable
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -34,6 +35,10 @@ def parse_requests(ctx: ApiContext, tenant: str, items: list[Any]) -> list[JobRe
     for n, item in enumerate(items):
         if isinstance(item, dict) and "tenant" in item:
             raise HTTPException(422, f"jobs[{n}].tenant: set from your API key, not the body")
+        try:
+            check_storable(item)
+        except RejectedRecord as e:
+            raise HTTPException(422, f"jobs[{n}].{e.message} ({e.code})") from e
         try:
             request = JobRequest.model_validate(item).model_copy(update={"tenant": tenant})
         except ValidationError as e:

@@ -32,9 +32,9 @@ _CLAIMABLE = (
 
 # Weighted fair share, bounded: walk the distinct tenants with ready jobs of one model
 # through the partial index (a loose index scan), take at most :n candidates of each,
-# rank every tenant's candidates, and interleave the ranks (divided by the tenant's
-# weight) after priority and before age. Candidates are locked with SKIP LOCKED, so
-# several schedulers never hand out the same job.
+# rank every tenant's candidates within their priority, and interleave the ranks
+# (divided by the tenant's weight) after priority and before age. Candidates are
+# locked with SKIP LOCKED, so several schedulers never hand out the same job.
 _HAND_OUT_SQL = text(
     """
     WITH RECURSIVE ready_tenants AS (
@@ -66,8 +66,8 @@ _HAND_OUT_SQL = text(
     ),
     ranked AS (
         SELECT c.job_id, c.priority, c.created_at,
-               row_number() OVER (PARTITION BY c.tenant_id
-                                  ORDER BY c.priority DESC, c.created_at, c.job_id)
+               row_number() OVER (PARTITION BY c.tenant_id, c.priority
+                                  ORDER BY c.created_at, c.job_id)
                  / GREATEST(COALESCE(t.weight, 1.0), 0.001) AS share
           FROM candidates c LEFT JOIN tenants t ON t.tenant_id = c.tenant_id
     ),

@@ -41,7 +41,15 @@ from infq.db import jobs as job_rows
 from infq.db.batches import BatchKey
 from infq.db.models import Job
 from infq.dispatch.admission import plan
-from infq.dispatch.triage import DEFAULT_TENANT, Accepted, Limits, Record, Rejection, triage
+from infq.dispatch.triage import (
+    DEFAULT_TENANT,
+    Accepted,
+    Limits,
+    Record,
+    Rejection,
+    conflict,
+    triage,
+)
 from infq.notify import Announcer
 from infq.settings import Settings
 from schemas.batches import BatchSeal
@@ -225,14 +233,15 @@ class Dispatcher:
             admission = plan(
                 accepted, leaders=leaders, cached=cached, cancelled=stopped, now=datetime.now(UTC)
             )
-            rows = admission.rows + [r.row() for r in rejected if r.job_id is not None]
+            own = [r for r in rejected if r.has_row]
+            rows = admission.rows + [r.row() for r in own]
             out.inserted = job_rows.insert_new(session, rows)
             reused = job_rows.conflicting(
                 session, {a.job_id: a.fingerprint for a in accepted if a.job_id not in out.inserted}
             )
-            out.refused = {a.record: _conflict(a) for a in accepted if a.job_id in reused}
+            out.refused = {a.record: conflict(a) for a in accepted if a.job_id in reused}
             # Jobs final on arrival (hits, rejections, cancelled batches) are announced now.
-            final_now = [*admission.final, *(r.job_id for r in rejected if r.job_id)]
+            final_now = [*admission.final, *(r.job_id for r in own if r.job_id)]
             out.announce = job_rows.load(session, [i for i in final_now if i in out.inserted])
             out.sealed = batch_rows.ready_to_finish(
                 session, [(s["tenant_id"], s["batch_id"]) for s in seals]
@@ -296,16 +305,6 @@ class Written:
             hits=self.hits + other.hits,
             coalesced=self.coalesced + other.coalesced,
         )
-
-
-def _conflict(a: Accepted) -> Rejection:
-    return Rejection(
-        "job_id_conflict",
-        f"job id {a.job_id} already names a job with different content; a job id is an "
-        "idempotency key: use a new one for a new job",
-        None,
-        a.record,
-    )
 
 
 def _refused(entry: Entry, error: Exception) -> Written:

@@ -20,6 +20,7 @@ from infq.cache.key import CacheScope, cache_key
 from infq.errors import RejectedRecord
 from infq.webhooks.urls import RefusedCallbackUrl, check_syntax
 from schemas.jobs import JobRequest, decode_job_request
+from schemas.storable import printable
 from workers.registry import ModelRegistry, ModelSpec
 
 DEFAULT_TENANT = "default"
@@ -109,16 +110,22 @@ class Rejection:
     batch_id: str | None = None
     tenant: str = "default"
 
+    @property
+    def has_row(self) -> bool:
+        """Whether it is recorded as a ``rejected`` job: when its id is known, and is not
+        the id of another job (a conflict is only dead-lettered)."""
+        return self.job_id is not None and self.code != "job_id_conflict"
+
     def row(self) -> dict[str, Any]:
-        """The ``rejected`` jobs row (only when ``job_id`` is known)."""
+        """The ``rejected`` jobs row (only when :attr:`has_row`)."""
         return {
             "job_id": self.job_id,
             "tenant_id": self.tenant,
             "batch_id": self.batch_id,
             "status": "rejected",
-            "model": self.model or "",
+            "model": printable(self.model or ""),
             "error_code": self.code,
-            "error_message": self.message,
+            "error_message": printable(self.message),
             "source_partition": self.record.partition,
             "source_offset": self.record.offset,
             "submitted_at": submitted_at(self.record),
@@ -139,6 +146,15 @@ def submitted_at(record: Record) -> datetime | None:
     if record.timestamp_ms is None or record.timestamp_ms < 0:
         return None
     return datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC)
+
+
+def job_id_of(request: JobRequest, record: Record) -> uuid.UUID:
+    """The value's ``job_id``; else a UUID in the Kafka key; else one derived from the
+    record's position (stable across redeliveries of that record)."""
+    if request.job_id is not None:
+        return request.job_id
+    keyed = key_job_id(record.key)
+    return uuid.UUID(keyed) if keyed else derived_job_id(record)
 
 
 def derived_job_id(record: Record) -> uuid.UUID:
@@ -180,7 +196,7 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
         # A value too broken to read (invalid UTF-8, say) still names its job in the key.
         job_id = e.job_id or key_job_id(record.key)
         if request is not None:
-            job_id = str(request.job_id or derived_job_id(record))
+            job_id = str(job_id_of(request, record))
         return Rejection(
             code=e.code,
             message=e.message,
@@ -202,7 +218,7 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
             tenant=tenant if limits.cache_scope is CacheScope.TENANT else None,
         )
     return Accepted(
-        job_id=request.job_id or derived_job_id(record),
+        job_id=job_id_of(request, record),
         request=request,
         spec=spec,
         task=task,
@@ -215,13 +231,28 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
 def triage(
     records: list[Record], *, registry: ModelRegistry, limits: Limits
 ) -> tuple[list[Accepted], list[Rejection]]:
-    """Split records; a job id seen twice in one poll keeps its first record."""
+    """Split records. A job id seen twice in one poll keeps its first record; the second
+    is dropped when it asks the same (a redelivery) and refused when it asks for
+    something else (``job_id_conflict``), exactly as across polls."""
     accepted: dict[uuid.UUID, Accepted] = {}
     rejected: list[Rejection] = []
     for record in records:
         outcome = triage_one(record, registry=registry, limits=limits)
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
-        else:
-            accepted.setdefault(outcome.job_id, outcome)
+            continue
+        first = accepted.setdefault(outcome.job_id, outcome)
+        if first is not outcome and first.fingerprint != outcome.fingerprint:
+            rejected.append(conflict(outcome))
     return list(accepted.values()), rejected
+
+
+def conflict(a: Accepted) -> Rejection:
+    """The refusal of a job id reused for different content (the row stays the first's)."""
+    return Rejection(
+        "job_id_conflict",
+        f"job id {a.job_id} already names a job with different content; a job id is an "
+        "idempotency key: use a new one for a new job",
+        a.job_id,
+        a.record,
+    )

@@ -147,14 +147,19 @@ def test_duplicate_job_ids_in_one_poll_keep_the_first_record() -> None:
     records = [
         record(job(), offset=1),
         record(job(model="nope"), offset=2),
-        record(job(input={"text": "again"}), offset=3),
+        record(job(input={"text": "again"}), offset=3),  # same id, other content
         record(job(job_id=str(uuid.uuid4())), offset=4),
+        record(job(), offset=5),  # same id, same content: a redelivery
     ]
     ok, refused = triage(
         records, registry=REGISTRY, limits=Limits(max_record_bytes=1 << 20, max_input_bytes=64)
     )
     assert [a.record.offset for a in ok] == [1, 4]
-    assert [r.record.offset for r in refused] == [2]
+    assert [(r.record.offset, r.code) for r in refused] == [
+        (2, "unknown_model"),
+        (3, "job_id_conflict"),
+    ]
+    assert not refused[1].has_row  # the id belongs to the first record's job
 
 
 def test_raw_fields_are_text_for_utf8_and_base64_otherwise() -> None:

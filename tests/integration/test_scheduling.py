@@ -1,0 +1,148 @@
+"""The scheduler's SQL on a real Postgres (a database of its own, no processes): order by
+priority, then weighted fair share, then age; windows; leases; worker_lost; the
+ledger of pending objects."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session, sessionmaker
+
+from infq.db import ledger, scheduling
+from infq.db.jobs import insert_new
+from infq.db.session import make_engine, make_sessionmaker
+from infq.settings import Settings
+from tests.integration.harness import isolated_env, settings_for
+
+pytestmark = pytest.mark.integration
+
+MODEL = "echo"
+
+
+@pytest.fixture
+def db(stack_env: dict[str, str], settings: Settings) -> Iterator[sessionmaker[Session]]:
+    own = settings_for(isolated_env(stack_env, settings, name="sched"))
+    engine = make_engine(own.database)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def add_jobs(
+    db: sessionmaker[Session], tenant: str, n: int, *, priority: int = 0, start: datetime
+) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(n)]
+    rows = [
+        {
+            "job_id": ids[i],
+            "tenant_id": tenant,
+            "status": "queued",
+            "model": MODEL,
+            "task": "echo",
+            "priority": priority,
+            "input": {"text": f"{tenant} {i}"},
+            "created_at": start + timedelta(milliseconds=i),
+        }
+        for i in range(n)
+    ]
+    with db.begin() as session:
+        insert_new(session, rows)
+    return ids
+
+
+def hand_out(db: sessionmaker[Session], n: int) -> list[uuid.UUID]:
+    with db.begin() as session:
+        return [j.job_id for j in scheduling.hand_out(session, model=MODEL, limit=n, lease_s=30)]
+
+
+def test_a_big_tenant_does_not_starve_a_small_one(db: sessionmaker[Session]) -> None:
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    big = add_jobs(db, "big", 2000, start=t0)
+    small = add_jobs(db, "small", 10, start=t0 + timedelta(minutes=5))  # arrived later
+    first = hand_out(db, 20)
+    # Every tenant's k-th job comes before any tenant's (k+1)-th: ten each
+    assert set(small) <= set(first)
+    assert len(set(first) & set(big)) == 10
+    # And what was handed out is leased, so it is not handed out again
+    assert not set(hand_out(db, 20)) & set(first)
+
+
+def test_weights_and_priority_order_the_hand_out(db: sessionmaker[Session]) -> None:
+    t0 = datetime.now(UTC) - timedelta(hours=1)
+    heavy = add_jobs(db, "heavy", 100, start=t0)
+    light = add_jobs(db, "light", 100, start=t0)
+    urgent = add_jobs(db, "light", 3, priority=9, start=t0 + timedelta(minutes=30))
+    with db.begin() as session:
+        session.execute(
+            text(
+                "INSERT INTO tenants (tenant_id, webhook_secret, weight) VALUES "
+                "('heavy', 's', 3.0), ('light', 's', 1.0)"
+            )
+        )
+    first = set(hand_out(db, 23))
+    assert set(urgent) <= first  # priority beats everything
+    rest = first - set(urgent)
+    assert len(rest & set(heavy)) == 15
+    assert len(rest & set(light)) == 5
+
+
+def test_an_expired_lease_returns_the_job_and_n_lost_workers_fail_it(
+    db: sessionmaker[Session],
+) -> None:
+    t0 = datetime.now(UTC)
+    (job,) = add_jobs(db, "t", 1, start=t0)
+    for attempt in range(1, 4):
+        assert hand_out(db, 1) == [job]
+        with db.begin() as session:
+            assert scheduling.claim(session, [job], owner=f"w{attempt}", lease_s=30) == {job}
+            # Another worker cannot take it while the owner's lease is alive
+            assert scheduling.claim(session, [job], owner="other", lease_s=30) == set()
+            # The owner dies: its lease runs out
+            session.execute(
+                text("UPDATE jobs SET lease_expires_at = now() - interval '1 s' WHERE job_id = :j"),
+                {"j": job},
+            )
+        with db.begin() as session:
+            expiry = scheduling.expire_leases(session, max_attempts=3)
+        if attempt < 3:
+            assert (expiry.retried, expiry.failed) == (1, [])
+    assert expiry.failed == [job]
+    with db() as session:
+        row = session.execute(
+            text("SELECT status, error_code, attempts FROM jobs WHERE job_id = :j"), {"j": job}
+        ).one()
+    assert tuple(row) == ("failed", "worker_lost", 3)
+
+
+def test_windows_count_live_slots_and_outstanding_jobs(db: sessionmaker[Session]) -> None:
+    add_jobs(db, "t", 50, start=datetime.now(UTC))
+    with db.begin() as session:
+        for n in range(2):
+            scheduling.heartbeat(session, process_id=f"p{n}", hostname="h", pid=n,
+                                 models=[MODEL], held=[], lease_s=30)  # fmt: skip
+        session.execute(
+            text(
+                "UPDATE worker_processes SET heartbeat_at = now() - interval '1 hour' "
+                "WHERE process_id = 'p1'"
+            )
+        )
+    hand_out(db, 7)
+    with db() as session:
+        assert scheduling.live_slots(session, stale_after_s=30) == {MODEL: 1}
+        assert scheduling.outstanding(session) == {MODEL: 7}
+
+
+def test_an_object_its_dead_writer_never_recorded_is_reported(db: sessionmaker[Session]) -> None:
+    with db.begin() as session:
+        scheduling.heartbeat(session, process_id="alive", hostname="h", pid=1,
+                             models=[MODEL], held=[], lease_s=30)  # fmt: skip
+        ledger.note(session, uri="s3://b/alive.jsonl", owner="alive")
+        ledger.note(session, uri="s3://b/dead.jsonl", owner="dead")
+        ledger.note(session, uri="s3://b/recorded.jsonl", owner="dead")
+        ledger.recorded(session, "s3://b/recorded.jsonl")
+        session.execute(text("UPDATE pending_objects SET created_at = now() - interval '1 min'"))
+    with db() as session:
+        assert ledger.abandoned(session, older_than_s=10, limit=10) == ["s3://b/dead.jsonl"]
