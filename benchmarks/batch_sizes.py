@@ -18,7 +18,7 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from infq.db.models import Job
 from infq.db.session import make_engine, make_sessionmaker
@@ -68,11 +68,11 @@ def main() -> None:
     sessions = make_sessionmaker(make_engine(settings.database))
 
     def wait(batch_id: str, n: int) -> list[Job]:
+        done = select(func.count()).where(Job.batch_id == batch_id, Job.finished_at.is_not(None))
         while True:
             with sessions() as session:
-                rows = list(session.scalars(select(Job).where(Job.batch_id == batch_id)))
-            if len(rows) == n and all(r.finished_at for r in rows):
-                return rows
+                if (session.scalar(done) or 0) >= n:
+                    return list(session.scalars(select(Job).where(Job.batch_id == batch_id)))
             time.sleep(0.2)
 
     with JobProducer(settings.kafka, topic=settings.jobs_topic) as producer:

@@ -51,6 +51,7 @@ class Engine:
             max_batch_size=s.max_batch_size,
             max_wait_s=s.max_wait_ms / 1000,
             capacity=max(1, math.ceil(s.window_batches * s.max_batch_size)),
+            length_of=lambda item: len(item.text),
         )
         self._computing: list[WorkItem] = []
         self._stop = threading.Event()

@@ -8,8 +8,13 @@ a worker hoards); ``take()`` returns the next batch:
 
 So at low load a job waits at most ``max_wait_s``, and under a steady stream the work
 that arrives while the model computes is all taken by the next batch (up to the batch
-size): batches grow with the load instead of being cut by a timer. No Celery, torch or
-I/O here; the clock is injectable for tests.
+size): batches grow with the load instead of being cut by a timer.
+
+When more than a batch waits, the batch is the oldest item plus the items closest to
+it in length (:func:`pick_batch`): a transformer's cost follows the longest input of
+its batch, so similar lengths waste less padding, and anchoring on the oldest item
+means no item waits behind newer ones forever. No Celery, torch or I/O here; the
+clock is injectable for tests.
 """
 
 from __future__ import annotations
@@ -32,6 +37,16 @@ def wait_left_s(
     return max(0.0, max_wait_s - oldest_age_s)
 
 
+def pick_batch(lengths: Sequence[int], *, max_batch_size: int) -> list[int]:
+    """Indices (in arrival order) of the next batch: the oldest item (index 0) and the
+    ``max_batch_size - 1`` others nearest to it in length (ties: the older first)."""
+    if len(lengths) <= max_batch_size:
+        return list(range(len(lengths)))
+    anchor = lengths[0]
+    others = sorted(range(1, len(lengths)), key=lambda i: (abs(lengths[i] - anchor), i))
+    return sorted([0, *others[: max_batch_size - 1]])
+
+
 class BatchQueue(Generic[T]):
     """Thread-safe FIFO of work items, cut into batches by :func:`wait_left_s`."""
 
@@ -41,6 +56,7 @@ class BatchQueue(Generic[T]):
         max_batch_size: int,
         max_wait_s: float,
         capacity: int,
+        length_of: Callable[[T], int] = lambda _: 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_batch_size < 1 or capacity < 1:
@@ -48,6 +64,7 @@ class BatchQueue(Generic[T]):
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.capacity = capacity
+        self._length_of = length_of
         self._clock = clock
         self._items: deque[tuple[float, T]] = deque()
         self._cond = threading.Condition()
@@ -92,8 +109,7 @@ class BatchQueue(Generic[T]):
                         max_wait_s=self.max_wait_s,
                     )
                     if left <= 0:
-                        n = min(self.max_batch_size, len(self._items))
-                        batch = [self._items.popleft()[1] for _ in range(n)]
+                        batch = self._cut()
                         self._cond.notify_all()
                         return batch
                 else:
@@ -101,6 +117,15 @@ class BatchQueue(Generic[T]):
                     if left <= 0:
                         return []
                 self._cond.wait(left)
+
+    def _cut(self) -> list[T]:
+        waiting = list(self._items)
+        chosen = pick_batch(
+            [self._length_of(item) for _, item in waiting], max_batch_size=self.max_batch_size
+        )
+        taken = set(chosen)
+        self._items = deque(entry for i, entry in enumerate(waiting) if i not in taken)
+        return [waiting[i][1] for i in chosen]
 
     def snapshot(self) -> list[T]:
         """The items waiting now (for lease renewal)."""
