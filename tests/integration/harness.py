@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import subprocess
@@ -234,7 +235,9 @@ class Receiver:
         self.server.server_close()
 
 
-_REDIS_DBS = iter(range(2, 16))
+# Databases 0 and 1 belong to the session's own processes; worlds take turns on the rest
+# (each flushes its database first, and a world's processes stop with its test).
+_REDIS_DBS = itertools.cycle(range(2, 16))
 
 
 def isolated_env(

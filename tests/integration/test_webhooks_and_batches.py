@@ -198,3 +198,22 @@ def test_late_jobs_of_a_cancelled_batch_never_run(
         )
     rows = wait_final(sessions, late)
     assert all(r.status == "cancelled" and r.started_at is None for r in rows.values())
+
+
+def test_retries_follow_max_attempts_exactly_then_the_delivery_is_dead(
+    api: str, sessions: sessionmaker[Session], tenants_made: dict[str, Credentials]
+) -> None:
+    # Given a receiver that answers 503 forever, and INFQ_WEBHOOK_MAX_ATTEMPTS=6 (conftest)
+    alpha = tenants_made["alpha"]
+    receiver = Receiver(alpha.webhook_secret, answers=[503] * 50)
+    try:
+        job_id = _submit(api, alpha, "always unavailable", receiver.url)
+        # Then all 6 attempts are made (Celery's own default would stop after 4) ...
+        dead = _wait_delivery(sessions, job_id, "dead", timeout_s=90)
+        assert dead.attempts == 6
+        assert dead.last_status_code == 503
+        # ... and not one more
+        time.sleep(3)
+        assert len(receiver.received) == 6
+    finally:
+        receiver.close()
