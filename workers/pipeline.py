@@ -105,18 +105,21 @@ def process(
         keep_trying=keep_trying,
     )
 
-    def finish() -> list[Job]:
+    def finish() -> tuple[list[Job], bool]:
         with ctx.sessions.begin() as session:
             done = job_rows.finish(session, finishes, owner=owner)
-            if done:
+            # Nothing finished here: the jobs went to another owner, unless an earlier
+            # try of this very commit landed and only its answer was lost.
+            unused = not done and not job_rows.pointing_at(session, claimed, uri)
+            if not unused:
                 ledger.recorded(session, uri)
             cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
             followers = cache_rows.complete_followers(session, done)
-            return job_rows.load(session, done | followers)
+            return job_rows.load(session, done | followers), unused
 
-    finished = retrying(finish, what="finish", keep_trying=keep_trying)
+    finished, unused = retrying(finish, what="finish", keep_trying=keep_trying)
     report.fenced = len(claimed) - sum(1 for j in finished if j.coalesced_into is None)
-    if report.fenced == len(claimed):
+    if unused:
         _drop_object(ctx, uri)
     try:
         ctx.announcer.jobs_final(finished)
@@ -231,7 +234,8 @@ def _store(
 
 
 def _drop_object(ctx: WorkerContext, uri: str) -> None:
-    """Every job of the flush went to another owner: its object serves nobody."""
+    """Every job of the flush went to another owner: its object serves nobody. The
+    ledger note goes last, so a crash in between still leaves it to the sweeper."""
     try:
         ctx.store.delete(uri)
         with ctx.sessions.begin() as session:

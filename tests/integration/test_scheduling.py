@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -146,3 +147,83 @@ def test_an_object_its_dead_writer_never_recorded_is_reported(db: sessionmaker[S
         session.execute(text("UPDATE pending_objects SET created_at = now() - interval '1 min'"))
     with db() as session:
         assert ledger.abandoned(session, older_than_s=10, limit=10) == ["s3://b/dead.jsonl"]
+
+
+def test_a_worker_whose_lease_passed_on_is_fenced_and_leaves_no_object(
+    stack_env: dict[str, str], settings: Settings
+) -> None:
+    import threading
+
+    from workers.app import create_app
+    from workers.context import WorkerContext
+    from workers.messages import WorkItem
+    from workers.pipeline import process
+    from workers.registry import default_registry
+
+    # Given worker A computing a slow batch in an infq of its own (every result in S3)
+    env = isolated_env(stack_env, settings, name="fence",
+                       extra={"INFQ_INLINE_RESULT_MAX_BYTES": "0"})  # fmt: skip
+    own = settings_for(env)
+    ctx = WorkerContext.build(
+        own, registry=default_registry(), model_names=["echo"], celery=create_app(own)
+    )
+    db = ctx.sessions
+    ids = add_jobs(db, "t", 3, start=datetime.now(UTC))
+    items = [
+        WorkItem(job_id=str(i), model=MODEL, task="echo", text=f"t {n}",
+                 params={"upper": False, "fail": False, "delay_ms": 1500})
+        for n, i in enumerate(ids)
+    ]  # fmt: skip
+
+    def take_over() -> None:
+        # While A computes, its lease runs out and worker B claims the jobs
+        wait_for_running(db, ids)
+        with db.begin() as session:
+            session.execute(
+                text("UPDATE jobs SET lease_expires_at = now() - interval '1 s' "
+                     "WHERE job_id = ANY(:ids)"),
+                {"ids": ids},
+            )  # fmt: skip
+            scheduling.expire_leases(session, max_attempts=3)
+            assert scheduling.claim(session, ids, owner="B", lease_s=30) == set(ids)
+
+    thief = threading.Thread(target=take_over)
+    thief.start()
+    report = process(ctx, items, owner="A")
+    thief.join(timeout=30)
+
+    # Then A's late results are dropped, its object deleted, and B still owns the jobs
+    assert (report.claimed, report.fenced) == (3, 3)
+    with db() as session:
+        rows = session.execute(
+            text("SELECT status, lease_owner, result_uri FROM jobs WHERE job_id = ANY(:ids)"),
+            {"ids": ids},
+        ).all()
+        pending = session.scalar(text("SELECT count(*) FROM pending_objects"))
+    assert {tuple(r) for r in rows} == {("running", "B", None)}
+    assert pending == 0
+    secret = own.s3_secret_access_key.get_secret_value() if own.s3_secret_access_key else None
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=own.s3_endpoint_url,
+        region_name=own.s3_region,
+        aws_access_key_id=own.s3_access_key_id,
+        aws_secret_access_key=secret,
+    )
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=own.s3_bucket).get("Contents", [])]
+    assert not [k for k in keys if str(report.worker_batch_id) in k]
+    ctx.close()
+
+
+def wait_for_running(db: sessionmaker[Session], ids: list[uuid.UUID]) -> None:
+    from tests.integration.harness import wait_for
+
+    def running() -> bool:
+        with db() as session:
+            n = session.scalar(
+                text("SELECT count(*) FROM jobs WHERE job_id = ANY(:ids) AND status = 'running'"),
+                {"ids": ids},
+            )
+        return int(n or 0) == len(ids)
+
+    wait_for(running, timeout_s=20, what="worker A to claim its batch", poll_s=0.02)
