@@ -126,13 +126,17 @@ class Scheduler:
         s = self.settings
         with self.sessions.begin() as session:
             slots = scheduling.live_slots(session, stale_after_s=s.lease_s)
-            busy = scheduling.outstanding(session)
             picked = []
             for model, n in slots.items():
+                # One scheduler at a time per model (others skip it this tick), and the
+                # window in use counted after taking the lock: several schedulers never
+                # hand out more than the window between them.
+                if not scheduling.try_lead(session, name=f"hand-out:{model}"):
+                    continue
                 size = window_size(
                     slots=n, max_batch_size=s.max_batch_size, window_batches=s.window_batches
                 )
-                room = size - busy.get(model, 0)
+                room = size - scheduling.outstanding(session).get(model, 0)
                 picked += scheduling.hand_out(session, model=model, limit=room, lease_s=s.lease_s)
         if not picked:
             return

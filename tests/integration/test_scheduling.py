@@ -227,3 +227,37 @@ def wait_for_running(db: sessionmaker[Session], ids: list[uuid.UUID]) -> None:
         return int(n or 0) == len(ids)
 
     wait_for(running, timeout_s=20, what="worker A to claim its batch", poll_s=0.02)
+
+
+def test_schedulers_take_turns_per_model_so_the_window_holds(
+    stack_env: dict[str, str], settings: Settings
+) -> None:
+    from infq.dispatch.scheduler import Scheduler, TickReport
+    from infq.notify import Announcer
+    from infq.results.store import S3ResultStore
+    from workers.app import create_app
+
+    own = settings_for(isolated_env(stack_env, settings, name="turns"))
+    engine = make_engine(own.database)
+    db = make_sessionmaker(engine)
+    add_jobs(db, "t", 500, start=datetime.now(UTC))
+    with db.begin() as session:
+        scheduling.heartbeat(session, process_id="w", hostname="h", pid=1,
+                             models=[MODEL], held=[], lease_s=60)  # fmt: skip
+    celery = create_app(own)
+    announcer = Announcer(settings=own, sessions=db, publisher=None, celery=celery)  # type: ignore[arg-type]
+    scheduler = Scheduler(settings=own, sessions=db, celery=celery, announcer=announcer,
+                          store=S3ResultStore.from_settings(own))  # fmt: skip
+    window = 2 * own.max_batch_size
+
+    # While another scheduler is handing out this model, this one skips it
+    with db.begin() as other:
+        assert scheduling.try_lead(other, name=f"hand-out:{MODEL}")
+        report = TickReport()
+        scheduler.hand_out(report)
+        assert report.handed_out == 0
+    # Then it fills the window, and a second pass finds it full
+    scheduler.hand_out(first := TickReport())
+    scheduler.hand_out(second := TickReport())
+    assert (first.handed_out, second.handed_out) == (window, 0)
+    engine.dispose()
