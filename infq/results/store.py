@@ -92,6 +92,13 @@ class S3ResultStore:
         )
         return self.uri_of(key)
 
+    def uris(self, prefix: str) -> list[str]:
+        """The uri of every object whose key starts with ``prefix`` (paginated listing)."""
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        return [self.uri_of(item["Key"]) for page in pages for item in page.get("Contents", [])]
+
     def delete(self, uri: str) -> None:
         """Remove one object (deleting a missing one is not an error)."""
         parsed = urlparse(uri)

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import orjson
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.db.session import make_engine, make_sessionmaker
+from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from producers.sdk import JobProducer
 from schemas.status import FINAL_STATUSES
@@ -186,24 +186,12 @@ class World:
             return int(session.scalar(text("SELECT count(*) FROM pending_objects")) or 0)
 
     def _bucket_lines(self) -> tuple[Counter[str], set[str]]:
-        s = self.settings
-        secret = s.s3_secret_access_key.get_secret_value() if s.s3_secret_access_key else None
-        client = boto3.client(
-            "s3",
-            endpoint_url=s.s3_endpoint_url,
-            region_name=s.s3_region,
-            aws_access_key_id=s.s3_access_key_id,
-            aws_secret_access_key=secret,
-        )
+        store = S3ResultStore.from_settings(self.settings)
         lines: Counter[str] = Counter()
-        objects: set[str] = set()
-        for page in client.get_paginator("list_objects_v2").paginate(
-            Bucket=s.s3_bucket, Prefix="results/"
-        ):
-            for item in page.get("Contents", []):
-                objects.add(f"s3://{s.s3_bucket}/{item['Key']}")
-                body = client.get_object(Bucket=s.s3_bucket, Key=item["Key"])["Body"].read()
-                lines.update(orjson.loads(line)["job_id"] for line in body.splitlines() if line)
+        objects = set(store.uris("results/"))
+        for uri in objects:
+            body = store.get(uri)
+            lines.update(orjson.loads(line)["job_id"] for line in body.splitlines() if line)
         return lines, objects
 
     def _events(self, wanted: set[str]) -> Counter[str]:

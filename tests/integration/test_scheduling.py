@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from infq.db import ledger, scheduling
 from infq.db.jobs import insert_new
 from infq.db.session import make_engine, make_sessionmaker
+from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from tests.integration.harness import isolated_env, settings_for
 
@@ -202,15 +202,7 @@ def test_a_worker_whose_lease_passed_on_is_fenced_and_leaves_no_object(
         pending = session.scalar(text("SELECT count(*) FROM pending_objects"))
     assert {tuple(r) for r in rows} == {("running", "B", None)}
     assert pending == 0
-    secret = own.s3_secret_access_key.get_secret_value() if own.s3_secret_access_key else None
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=own.s3_endpoint_url,
-        region_name=own.s3_region,
-        aws_access_key_id=own.s3_access_key_id,
-        aws_secret_access_key=secret,
-    )
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=own.s3_bucket).get("Contents", [])]
+    keys = S3ResultStore.from_settings(own).uris("results/")
     assert not [k for k in keys if str(report.worker_batch_id) in k]
     ctx.close()
 
@@ -234,7 +226,6 @@ def test_schedulers_take_turns_per_model_so_the_window_holds(
 ) -> None:
     from infq.dispatch.scheduler import Scheduler, TickReport
     from infq.notify import Announcer
-    from infq.results.store import S3ResultStore
     from workers.app import create_app
 
     own = settings_for(isolated_env(stack_env, settings, name="turns"))
