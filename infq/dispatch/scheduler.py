@@ -117,7 +117,11 @@ class Scheduler:
         now = time.monotonic()
         if now >= self._next_maintenance:
             self._next_maintenance = now + self.settings.maintenance_interval_s
-            self.maintain(report)
+            try:
+                self.maintain(report)
+            except Exception:
+                # S3 or the broker away must not stop the hand-out; the sweep runs again.
+                log.exception("maintenance failed; retrying at the next period")
         self.hand_out(report)
         return report
 
