@@ -29,7 +29,6 @@ from typing import Any
 import orjson
 from celery import Celery
 from kafka import KafkaConsumer
-from pydantic import ValidationError
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,8 +40,8 @@ from infq.db import jobs as job_rows
 from infq.db.batches import BatchKey
 from infq.db.models import Job
 from infq.dispatch.admission import plan
+from infq.dispatch.seals import Seal, decode_seals
 from infq.dispatch.triage import (
-    DEFAULT_TENANT,
     Accepted,
     Limits,
     Record,
@@ -52,7 +51,6 @@ from infq.dispatch.triage import (
 )
 from infq.notify import Announcer
 from infq.settings import Settings
-from schemas.batches import BatchSeal
 from schemas.events import DeadLetter, JobError, RecordSource
 from workers.registry import ModelRegistry
 
@@ -162,7 +160,7 @@ class Dispatcher:
             return report
         seal_records = [r for r in records if r.topic == self.settings.batches_topic]
         job_records = [r for r in records if r.topic != self.settings.batches_topic]
-        seals, bad_seals = _decode_seals(seal_records)
+        seals, bad_seals = decode_seals(seal_records)
         accepted, rejected = triage(job_records, registry=self.registry, limits=self.limits)
         rejected += bad_seals
         written = self._write_isolating([*seals, *accepted, *rejected])
@@ -318,37 +316,7 @@ def _refused(entry: Entry, error: Exception) -> Written:
     return Written(refused={record: refusal})
 
 
-@dataclass(frozen=True)
-class Seal:
-    """A decoded batch seal and the record it came from."""
-
-    row: dict[str, Any]
-    record: Record
-
-
 Entry = Seal | Accepted | Rejection
-
-
-def _decode_seals(records: list[Record]) -> tuple[list[Seal], list[Rejection]]:
-    """Batch seal records → seal rows, or rejections for the DLQ."""
-    seals: list[Seal] = []
-    bad: list[Rejection] = []
-    for record in records:
-        try:
-            seal = BatchSeal.model_validate_json(record.value or b"")
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(record)"
-            bad.append(Rejection("invalid_seal", f"{where}: {first['msg']}", None, record))
-            continue
-        row = {
-            "tenant_id": seal.tenant or DEFAULT_TENANT,
-            "batch_id": seal.batch_id,
-            "total_jobs": seal.total_jobs,
-            "webhook_url": str(seal.webhook_url) if seal.webhook_url else None,
-        }
-        seals.append(Seal(row, record))
-    return seals, bad
 
 
 def _dump(model: Any) -> bytes:
