@@ -14,10 +14,14 @@ is at least once and idempotent downstream:
 
 from __future__ import annotations
 
+import logging
+import time
+import uuid
 from collections.abc import Sequence
 
 import orjson
 from celery import Celery
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.bus import Message, Publisher
@@ -26,12 +30,16 @@ from infq.db import batches as batch_rows
 from infq.db import jobs as job_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.models import Job
+from infq.errors import InfqError
 from infq.settings import Settings
 
 DELIVER_TASK = "infq.deliver_webhook"
 FINALIZE_TASK = "infq.finalize_batch"
 WEBHOOK_QUEUE = "infq.webhooks"
 CONTROL_QUEUE = "infq.control"
+MARK_RETRY_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 4.0)
+
+log = logging.getLogger("infq.notify")
 
 
 class Announcer:
@@ -61,10 +69,6 @@ class Announcer:
             return 0
         topic = self.settings.results_topic
         events = {j.job_id: event_for(j).model_dump(mode="json") for j in jobs}
-        acked = self.publisher.send(
-            [Message(topic, str(job_id).encode(), orjson.dumps(e)) for job_id, e in events.items()]
-        )
-        confirmed = [job_id for job_id, ok in zip(events, acked, strict=True) if ok]
         hooks = [
             {
                 "tenant_id": j.tenant_id,
@@ -78,12 +82,29 @@ class Announcer:
         ]
         batches = {(j.tenant_id, j.batch_id) for j in jobs if j.batch_id}
         with self.sessions.begin() as session:
-            job_rows.mark_notified(session, confirmed)
             deliveries = webhook_rows.ensure(session, hooks)
             ready = batch_rows.ready_to_finish(session, batches)
+        acked = self.publisher.send(
+            [Message(topic, str(job_id).encode(), orjson.dumps(e)) for job_id, e in events.items()]
+        )
+        confirmed = [job_id for job_id, ok in zip(events, acked, strict=True) if ok]
+        self._mark_notified(confirmed)
         self.send_deliveries([str(d) for d in deliveries])
         self.finish_batches(ready)
         return len(jobs) - len(confirmed)
+
+    def _mark_notified(self, job_ids: list[uuid.UUID]) -> None:
+        """Record the broker's acks right away, alone, and through a short Postgres outage:
+        until this commits, the outbox would announce these jobs a second time."""
+        for delay_s in MARK_RETRY_DELAYS_S:
+            time.sleep(delay_s)
+            try:
+                with self.sessions.begin() as session:
+                    job_rows.mark_notified(session, job_ids)
+                return
+            except OperationalError:
+                log.warning("could not record %d acknowledged events; retrying", len(job_ids))
+        raise InfqError(f"could not record {len(job_ids)} acknowledged events")
 
     def send_deliveries(self, delivery_ids: Sequence[str]) -> None:
         """One webhook task per delivery, on the webhook queue."""

@@ -78,6 +78,25 @@ def assert_clean(row: Row, *, all_succeeded: bool = True) -> None:
         assert row.final == {"succeeded": row.submitted}, row
 
 
+def after_a_kill(
+    world: World,
+    scenario: str,
+    ids: list[uuid.UUID],
+    stranded: list[uuid.UUID],
+    rows: list[Row],
+) -> None:
+    """Wait for the dead process's jobs and then all, record the row, and check the
+    targets: the stranded jobs ran again within one lease + 10 s."""
+    recover_s = world.wait_final(stranded, timeout_s=120)
+    world.wait_final(ids, timeout_s=120)
+    row = world.measure(scenario, ids, recover_s=recover_s)
+    row.notes = f"{len(stranded)} jobs held by the dead process"
+    rows.append(row)
+    assert stranded, "the kill hit no job: the scenario proved nothing"
+    assert_clean(row)
+    assert recover_s <= RECOVERY_BUDGET_S, row
+
+
 def process_ids(world: World, pids: set[int]) -> list[str]:
     """Worker process rows registered by any of ``pids``."""
     with world.sessions() as session:
@@ -122,19 +141,13 @@ def test_worker_sigkill_mid_batch(
 
     # When the whole worker (parent and pool) dies mid-batch
     owners = process_ids(world, family(first))
+    world.wait_mid_batch()
     first.crash()
     stranded = held_by(world, owners)
     world.start(*ECHO, tag="b")
 
     # Then its jobs run again within a lease, and nothing is lost or done twice
-    recover_s = world.wait_final(stranded, timeout_s=120)
-    world.wait_final(ids, timeout_s=120)
-    row = world.measure("worker SIGKILL mid-batch", ids, recover_s=recover_s)
-    row.notes = f"{len(stranded)} jobs held by the dead worker"
-    record_row.append(row)
-    assert stranded, "the kill hit no job: the scenario proved nothing"
-    assert_clean(row)
-    assert recover_s <= RECOVERY_BUDGET_S
+    after_a_kill(world, "worker SIGKILL mid-batch", ids, stranded, record_row)
 
 
 def test_pool_child_sigkill(
@@ -148,18 +161,12 @@ def test_pool_child_sigkill(
     # When only the pool child computing the batch is killed (Celery starts a new one)
     children = {c.pid for c in psutil.Process(worker.pid).children()}
     owners = process_ids(world, children)
+    world.wait_mid_batch()
     for pid in children:
         os.kill(pid, signal.SIGKILL)
     stranded = held_by(world, owners)
 
-    recover_s = world.wait_final(stranded, timeout_s=120)
-    world.wait_final(ids, timeout_s=120)
-    row = world.measure("pool child SIGKILL", ids, recover_s=recover_s)
-    row.notes = f"{len(stranded)} jobs held by the dead child"
-    record_row.append(row)
-    assert stranded
-    assert_clean(row)
-    assert recover_s <= RECOVERY_BUDGET_S
+    after_a_kill(world, "pool child SIGKILL", ids, stranded, record_row)
 
 
 def test_worker_sigterm_returns_its_jobs_at_once(

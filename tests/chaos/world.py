@@ -145,6 +145,22 @@ class World:
             poll_s=0.05,
         )
 
+    def wait_mid_batch(self, *, computing_for_s: float = 0.03, timeout_s: float = 30) -> None:
+        """Until some batch has been computing for ``computing_for_s`` (and is not about to
+        finish: the scenarios' batches take 150 ms), so a kill lands mid-batch."""
+        query = text(
+            "SELECT count(*) FROM jobs WHERE status = 'running' "
+            "AND started_at < now() - make_interval(secs => :least) "
+            "AND started_at > now() - make_interval(secs => :most)"
+        )
+
+        def computing() -> bool:
+            with self.sessions() as session:
+                n = session.scalar(query, {"least": computing_for_s, "most": 0.1})
+            return int(n or 0) > 0
+
+        wait_for(computing, timeout_s=timeout_s, what="a batch mid-computation", poll_s=0.005)
+
     def wait_final(self, ids: list[uuid.UUID], *, timeout_s: float) -> float:
         """Seconds until every job of ``ids`` is final (or the timeout passes)."""
         started = time.monotonic()

@@ -69,7 +69,8 @@ def test_round_trip_with_the_real_model(
 def test_many_jobs_are_computed_in_batches(
     settings: Settings, sessions: sessionmaker[Session], dispatcher: InfqProcess
 ) -> None:
-    texts = [f"line {i}: {'word ' * (i % 7)}" for i in range(300)]
+    run = uuid.uuid4().hex[:8]  # new texts every run: a reused stack's cache must not answer
+    texts = [f"line {i} of {run}: {'word ' * (i % 7)}" for i in range(300)]
     with JobProducer(settings.kafka, topic=settings.jobs_topic) as producer:
         ids = producer.submit_many(texts, model="echo", batch_id=unique("many"))
     rows = wait_final(sessions, ids)
