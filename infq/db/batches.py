@@ -56,16 +56,21 @@ def get(session: Session, key: BatchKey) -> Batch | None:
     return session.get(Batch, key)
 
 
+# Sealed, not finished, and every job final: what makes a batch ready to finish.
+_READY = (
+    Batch.total_jobs.is_not(None),
+    Batch.jobs_final >= Batch.total_jobs,
+    Batch.finished_at.is_(None),
+)
+
+
 def ready_to_finish(session: Session, keys: Iterable[BatchKey]) -> list[BatchKey]:
     """Sealed, unfinished batches among ``keys`` whose jobs are all final."""
     wanted = list(set(keys))
     if not wanted:
         return []
     stmt = select(Batch.tenant_id, Batch.batch_id).where(
-        tuple_(Batch.tenant_id, Batch.batch_id).in_(wanted),
-        Batch.total_jobs.is_not(None),
-        Batch.jobs_final >= Batch.total_jobs,
-        Batch.finished_at.is_(None),
+        tuple_(Batch.tenant_id, Batch.batch_id).in_(wanted), *_READY
     )
     return [(t, b) for t, b in session.execute(stmt).tuples()]
 
@@ -73,15 +78,7 @@ def ready_to_finish(session: Session, keys: Iterable[BatchKey]) -> list[BatchKey
 def unfinished_ready(session: Session, *, limit: int) -> list[BatchKey]:
     """Sealed batches whose jobs are all final but that were never finished (the
     finalize message was lost, or the notifier died): the outbox re-drives them."""
-    stmt = (
-        select(Batch.tenant_id, Batch.batch_id)
-        .where(
-            Batch.finished_at.is_(None),
-            Batch.total_jobs.is_not(None),
-            Batch.jobs_final >= Batch.total_jobs,
-        )
-        .limit(limit)
-    )
+    stmt = select(Batch.tenant_id, Batch.batch_id).where(*_READY).limit(limit)
     return [(t, b) for t, b in session.execute(stmt).tuples()]
 
 

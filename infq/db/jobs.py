@@ -19,8 +19,6 @@ from sqlalchemy.orm import Session
 from infq.db.models import Job
 from schemas.status import JobStatus
 
-_OPEN = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
-
 
 def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
     """Insert job rows, skipping ids that exist; returns the ids actually inserted.

@@ -148,15 +148,16 @@ def live_slots(session: Session, *, stale_after_s: float) -> dict[str, int]:
     return {r.model: int(r.slots) for r in rows}
 
 
-def outstanding(session: Session) -> dict[str, int]:
-    """Jobs handed out or held but not yet computing, per model (the window in use)."""
-    rows = session.execute(
+def outstanding(session: Session, *, model: str) -> int:
+    """Jobs of ``model`` handed out or held but not yet computing (the window in use)."""
+    n = session.scalar(
         text(
-            "SELECT model, count(*) AS n FROM jobs "
-            "WHERE lease_expires_at IS NOT NULL AND status = 'queued' GROUP BY model"
-        )
+            "SELECT count(*) FROM jobs WHERE model = :model "
+            "AND lease_expires_at IS NOT NULL AND status = 'queued'"
+        ),
+        {"model": model},
     )
-    return {r.model: int(r.n) for r in rows}
+    return int(n or 0)
 
 
 def heartbeat(

@@ -140,7 +140,7 @@ class Scheduler:
                 size = window_size(
                     slots=n, max_batch_size=s.max_batch_size, window_batches=s.window_batches
                 )
-                room = size - scheduling.outstanding(session).get(model, 0)
+                room = size - scheduling.outstanding(session, model=model)
                 picked += scheduling.hand_out(session, model=model, limit=room, lease_s=s.lease_s)
         if not picked:
             return

@@ -133,7 +133,7 @@ def test_windows_count_live_slots_and_outstanding_jobs(db: sessionmaker[Session]
     hand_out(db, 7)
     with db() as session:
         assert scheduling.live_slots(session, stale_after_s=30) == {MODEL: 1}
-        assert scheduling.outstanding(session) == {MODEL: 7}
+        assert scheduling.outstanding(session, model=MODEL) == 7
 
 
 def test_an_object_its_dead_writer_never_recorded_is_reported(db: sessionmaker[Session]) -> None:
