@@ -62,7 +62,8 @@ def check_callback(ctx: ApiContext, url: str, *, where: str) -> None:
 def publish(ctx: ApiContext, requests: list[JobRequest]) -> list[uuid.UUID]:
     """Put requests on ``infq.jobs``; 503 unless Kafka acknowledged every one of them.
 
-    Resubmitting after a 503 is safe: the job ids are the idempotency keys.
+    Resubmitting after a 503 is safe for jobs that carry a ``job_id`` (the idempotency
+    key); a job without one may then exist twice, as with any retried producer.
     """
     ids, messages = [], []
     for request in requests:
@@ -72,7 +73,9 @@ def publish(ctx: ApiContext, requests: list[JobRequest]) -> list[uuid.UUID]:
     try:
         ctx.publisher.send_or_raise(messages)
     except PublishFailed as e:
-        raise HTTPException(503, f"{e}; nothing was lost: resubmit, the ids are kept") from e
+        raise HTTPException(
+            503, f"{e}; resubmit (jobs that carry a job_id are never duplicated)"
+        ) from e
     return ids
 
 
