@@ -177,9 +177,14 @@ def test_worker_sigterm_returns_its_jobs_at_once(
     ids = under_load(world, workers=2, jobs=1500, delay_ms=100)
     leaving = world.procs[-1]
 
-    # When one worker is asked to stop
-    owners = process_ids(world, family(leaving))
-    held = held_by(world, owners)
+    # When one worker is asked to stop while it holds jobs
+    held: list[uuid.UUID] = []
+
+    def holding() -> bool:
+        held[:] = held_by(world, process_ids(world, family(leaving)))
+        return bool(held)
+
+    wait_for(holding, timeout_s=30, what="the leaving worker to hold jobs", poll_s=0.01)
     stopped_at = time.monotonic()
     leaving.stop()
     exited_s = time.monotonic() - stopped_at
