@@ -31,6 +31,7 @@ from infq.db import jobs as job_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.models import Job
 from infq.errors import InfqError
+from infq.metrics import families
 from infq.settings import Settings
 
 DELIVER_TASK = "infq.deliver_webhook"
@@ -89,6 +90,10 @@ class Announcer:
         )
         confirmed = [job_id for job_id, ok in zip(events, acked, strict=True) if ok]
         self._mark_notified(confirmed)
+        counter = families().jobs
+        for j in jobs:
+            # Counted when announced (an outbox re-drive counts a job again).
+            counter.labels(status=j.status, model=j.model, tenant=j.tenant_id).inc()
         self.send_deliveries([str(d) for d in deliveries])
         self.finish_batches(ready)
         return len(jobs) - len(confirmed)

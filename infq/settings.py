@@ -121,6 +121,34 @@ class Settings(BaseSettings):
         default=True, description="Run the scheduler loop inside each dispatcher process."
     )
 
+    # --- operations: metrics, Flower, the autoscaler ---
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of this process's /metrics (0: off)."
+    )
+    flower_port: int = Field(default=5555, ge=1, le=65535)
+    flower_user: str = "infq"
+    # None locally: a password is generated once and kept in <stack_dir>/flower-password.
+    flower_password: SecretStr | None = None
+    worker_grace_s: float = Field(
+        default=60.0, gt=0, description="Longest a stopping worker may take to drain."
+    )
+    autoscale_min_workers: int = Field(default=0, ge=0)
+    autoscale_max_workers: int = Field(default=2, ge=1)
+    autoscale_target_work_s: float = Field(
+        default=30.0, gt=0, description="Seconds of work (at the measured rate) per worker."
+    )
+    autoscale_idle_s: float = Field(
+        default=60.0, ge=0, description="No work for this long scales down to zero."
+    )
+    autoscale_stabilization_s: float = Field(
+        default=30.0, ge=0, description="Scale down only to the highest need seen this long."
+    )
+    autoscale_max_step_down: int = Field(default=1, ge=1, description="Workers per decision.")
+    autoscale_interval_s: float = Field(default=1.0, gt=0, description="Decision period.")
+    autoscale_default_rate_jobs_per_s: float = Field(
+        default=20.0, gt=0, description="A worker's rate assumed until one is measured."
+    )
+
     # --- webhooks ---
     # Hosts or CIDRs callbacks may reach although private (e.g. ["10.0.0.0/8"]).
     webhook_allow: list[str] = Field(default_factory=list)
@@ -163,6 +191,8 @@ class Settings(BaseSettings):
             if missing:
                 names = ", ".join(f"INFQ_{n.upper()}" for n in missing)
                 raise ValueError(f"production needs explicit service URLs: set {names}")
+        if self.autoscale_min_workers > self.autoscale_max_workers:
+            raise ValueError("INFQ_AUTOSCALE_MIN_WORKERS exceeds INFQ_AUTOSCALE_MAX_WORKERS")
         return self
 
     # --- required accessors: a clear error instead of a None deep inside a client ---

@@ -21,12 +21,14 @@ import math
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 
 from infq.db import scheduling
 from workers.context import WorkerContext
 from workers.messages import WorkItem
+from workers.monitor import FlushEvents, observe
 from workers.pipeline import process
 from workers.queue import BatchQueue
 
@@ -43,7 +45,13 @@ def new_process_id() -> str:
 class Engine:
     """See the module docstring."""
 
-    def __init__(self, ctx: WorkerContext, *, process_id: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        *,
+        process_id: str | None = None,
+        events: FlushEvents | None = None,
+    ) -> None:
         s = ctx.settings
         self.ctx = ctx
         self.process_id = process_id or new_process_id()
@@ -54,6 +62,10 @@ class Engine:
             length_of=lambda item: len(item.text),
         )
         self._computing: list[WorkItem] = []
+        self._events = events
+        # Reported by the heartbeat: their ratio is this worker's rate while busy.
+        self.jobs_done = 0
+        self.busy_s = 0.0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -92,6 +104,8 @@ class Engine:
                 scheduling.deregister(session, self.process_id)
         except Exception:
             log.exception("could not deregister; the row expires with its heartbeat")
+        if self._events is not None:
+            self._events.close()
         log.info("engine stopped process_id=%s released=%d", self.process_id, len(left))
 
     def _release(self, items: Sequence[WorkItem]) -> None:
@@ -111,16 +125,28 @@ class Engine:
             if not batch:
                 continue
             self._computing = batch
+            task_id = self._events.started(batch) if self._events else None
+            started = time.monotonic()
             try:
-                process(
+                report = process(
                     self.ctx,
                     batch,
                     owner=self.process_id,
                     keep_trying=lambda: not self._stop.is_set(),
                 )
-            except Exception:
+            except Exception as e:
                 # Jobs claimed here stay running until their lease expires, then run again.
                 log.exception("flush failed jobs=%d", len(batch))
+                if self._events and task_id:
+                    self._events.crashed(task_id, e)
+            else:
+                runtime_s = time.monotonic() - started
+                if report.claimed:
+                    self.jobs_done += report.claimed
+                    self.busy_s += runtime_s
+                observe(report)
+                if self._events and task_id:
+                    self._events.finished(task_id, report, runtime_s=runtime_s)
             finally:
                 self._computing = []
 
@@ -142,4 +168,6 @@ class Engine:
                 models=self.models,
                 held=held,
                 lease_s=self.ctx.settings.lease_s,
+                jobs_done=self.jobs_done,
+                busy_s=self.busy_s,
             )

@@ -32,6 +32,16 @@ log = logging.getLogger("infq.worker")
 R = TypeVar("R")
 
 
+@dataclass(frozen=True)
+class ModelBatch:
+    """One forward pass: for metrics and the Flower task it appears as."""
+
+    model: str
+    size: int
+    tokens: int
+    seconds: float
+
+
 @dataclass
 class FlushReport:
     """What one flush did."""
@@ -44,6 +54,8 @@ class FlushReport:
     model_batches: list[int] = field(default_factory=list)
     fenced: int = 0  # computed, but the lease had passed to another worker: dropped
     compute_s: float = 0.0
+    batches: list[ModelBatch] = field(default_factory=list)
+    finished: list[Job] = field(default_factory=list)  # rows this flush made final
 
 
 class Abandoned(InfqError):
@@ -118,6 +130,7 @@ def process(
             return job_rows.load(session, done | followers), unused
 
     finished, unused = retrying(finish, what="finish", keep_trying=keep_trying)
+    report.finished = finished
     report.fenced = len(claimed) - sum(1 for j in finished if j.coalesced_into is None)
     if unused:
         _drop_object(ctx, uri)
@@ -168,9 +181,29 @@ def _compute(
             )
             outcomes.extend(Outcome(item=i, error=failure) for i in batch)
             continue
+        batch_started = time.monotonic()
         outcomes.extend(run_bisecting(batch, _predictor(model, first)))
+        report.batches.append(
+            ModelBatch(
+                model=first.model,
+                size=len(batch),
+                tokens=count_tokens(model, [i.text for i in batch]),
+                seconds=time.monotonic() - batch_started,
+            )
+        )
     report.compute_s = time.monotonic() - started
     return outcomes, sizes
+
+
+def count_tokens(model: Model, texts: Sequence[str]) -> int:
+    """Input tokens of a batch by the model's tokenizer; whitespace words otherwise."""
+    counter = getattr(model, "count_tokens", None)
+    if callable(counter):
+        try:
+            return int(counter(texts))
+        except Exception:
+            log.debug("count_tokens failed; counting words", exc_info=True)
+    return sum(len(t.split()) for t in texts)
 
 
 def _predictor(model: Model, first: WorkItem) -> Callable[[Sequence[WorkItem]], list[Any]]:

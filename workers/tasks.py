@@ -15,10 +15,12 @@ from typing import Any
 
 from celery import Celery, signals
 
+from infq import metrics
 from infq.settings import Settings
 from workers.context import WorkerContext
 from workers.engine import Engine
 from workers.messages import TASK_NAME, WorkItem
+from workers.monitor import FlushEvents
 from workers.registry import ModelRegistry
 
 log = logging.getLogger("infq.worker")
@@ -29,9 +31,16 @@ class EngineHolder:
     no ``worker_process_init``), and stops them at process shutdown."""
 
     def __init__(
-        self, settings: Settings, *, registry: ModelRegistry, model_names: list[str], celery: Celery
+        self,
+        settings: Settings,
+        *,
+        registry: ModelRegistry,
+        model_names: list[str],
+        celery: Celery,
+        hostname: str | None = None,
     ) -> None:
         self._settings = settings
+        self._hostname = hostname
         self._registry = registry
         self._model_names = model_names
         self._celery = celery
@@ -48,8 +57,15 @@ class EngineHolder:
                     model_names=self._model_names,
                     celery=self._celery,
                 )
-                engine = Engine(ctx)
+                events = (
+                    FlushEvents(self._celery, hostname=self._hostname) if self._hostname else None
+                )
+                engine = Engine(ctx, events=events)
                 engine.start()
+                if self._settings.metrics_port:
+                    # The pool process computes, so it serves the metrics: one port per
+                    # pool process (INFQ_METRICS_PORT + its index).
+                    metrics.serve(self._settings.metrics_port + _pool_index(), what="worker")
                 self._engine = engine
             return self._engine
 
@@ -62,11 +78,26 @@ class EngineHolder:
             engine.ctx.close()
 
 
+def _pool_index() -> int:
+    """This pool process's index (0 in a solo pool or the first prefork child)."""
+    from billiard.process import current_process
+
+    return int(getattr(current_process(), "index", 0) or 0)
+
+
 def register(
-    app: Celery, settings: Settings, *, registry: ModelRegistry, model_names: list[str]
+    app: Celery,
+    settings: Settings,
+    *,
+    registry: ModelRegistry,
+    model_names: list[str],
+    hostname: str | None = None,
 ) -> EngineHolder:
-    """Register the task and the process hooks on ``app``."""
-    holder = EngineHolder(settings, registry=registry, model_names=model_names, celery=app)
+    """Register the task and the process hooks on ``app``; ``hostname`` (the worker's
+    node name) makes each flush visible in Flower as an ``infq.batch`` task."""
+    holder = EngineHolder(
+        settings, registry=registry, model_names=model_names, celery=app, hostname=hostname
+    )
 
     def _init(**_: Any) -> None:
         holder.get()
@@ -78,7 +109,8 @@ def register(
     signals.worker_process_shutdown.connect(_shutdown, weak=False)
     signals.worker_shutting_down.connect(_shutdown, weak=False)
 
-    @app.task(name=TASK_NAME, acks_late=False, ignore_result=True)  # type: ignore[untyped-decorator]
+    # No task events for the message itself: Flower shows the flushes (infq.batch).
+    @app.task(name=TASK_NAME, acks_late=False, ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]
     def run_jobs(items: list[dict[str, Any]]) -> int:
         work = [WorkItem.from_wire(d) for d in items]
         holder.get().submit(work)

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from prometheus_client import make_asgi_app
 from sqlalchemy import text
 
 from infq import __version__
@@ -15,6 +16,7 @@ from infq.api import batches, jobs
 from infq.api.context import ApiContext, Context
 from infq.bus import Publisher, make_producer
 from infq.db.session import make_engine, make_sessionmaker
+from infq.metrics import families
 from infq.notify import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
@@ -56,6 +58,9 @@ def create_api(settings: Settings) -> FastAPI:
     )
     app.include_router(jobs.router)
     app.include_router(batches.router)
+    # Prometheus scrapes the API on its own port (requests are counted in infq_jobs_total
+    # by the dispatcher and the announcer, like any other intake).
+    app.mount("/metrics", make_asgi_app(registry=families().registry))
 
     @app.get("/healthz", tags=["operations"])
     def healthz(ctx: Context) -> JSONResponse:

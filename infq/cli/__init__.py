@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from infq.cli import admin, jobs, run, stack
+from infq.cli import admin, jobs, ops, run, stack
 from infq.cli.demo import demo
 
 app = typer.Typer(
@@ -26,6 +26,8 @@ app.command("worker")(run.worker)
 app.command("notifier")(run.notifier)
 app.command("api")(run.api)
 app.command("flower")(run.flower)
+app.command("autoscale")(ops.autoscale)
+app.command("up")(ops.up)
 app.command("submit")(jobs.submit)
 app.command("precompute")(jobs.precompute)
 app.command("status")(jobs.status)

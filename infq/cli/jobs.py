@@ -97,10 +97,18 @@ def precompute(
 
 
 def status(
-    job_id: Annotated[str, typer.Argument(help="The job id (UUID).")],
+    job_id: Annotated[
+        str | None, typer.Argument(help="A job id (UUID); none: the system overview.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Print a job's status, error, timings and result."""
+    """Without a job id: health, work remaining, workers, throughput, recent failures.
+    With one: the job's status, error, timings and result."""
+    if job_id is None:
+        from infq.cli.ops import overview
+
+        overview(as_json)
+        return
     settings = Settings()
     try:
         key = uuid.UUID(job_id)

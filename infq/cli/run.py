@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -51,6 +52,17 @@ def _scheduler(settings: Settings, sessions: sessionmaker[Session], celery: Cele
     )
 
 
+def _serve_metrics(
+    settings: Settings, sessions: sessionmaker[Session], *, what: str, report_work: bool
+) -> None:
+    """``/metrics`` on INFQ_METRICS_PORT; a scheduler also exports the work remaining."""
+    from infq import metrics
+    from infq.ops.reporter import WorkReporter
+
+    if metrics.serve(settings.metrics_port, what=what) and report_work:
+        WorkReporter(settings, sessions).start()
+
+
 def _stop_on_signals(*stoppers: Callable[[], None]) -> None:
     def _stop(*_: Any) -> None:
         for stop in stoppers:
@@ -87,6 +99,7 @@ def dispatcher() -> None:
     if scheduler is not None:
         thread = threading.Thread(target=scheduler.run, name="infq-scheduler", daemon=True)
         thread.start()
+    _serve_metrics(settings, sessions, what="dispatcher", report_work=scheduler is not None)
     _stop_on_signals(loop.stop, *([scheduler.stop] if scheduler else []))
     try:
         loop.run()
@@ -104,7 +117,9 @@ def scheduler() -> None:
     settings = Settings()
     configure(settings.log_level)
     engine = make_engine(settings.database)
-    loop = _scheduler(settings, make_sessionmaker(engine), create_app(settings))
+    sessions = make_sessionmaker(engine)
+    loop = _scheduler(settings, sessions, create_app(settings))
+    _serve_metrics(settings, sessions, what="scheduler", report_work=True)
     _stop_on_signals(loop.stop)
     try:
         loop.run()
@@ -132,11 +147,12 @@ def worker(
     app = create_app(settings, models=names)
     # Loading torch and a model can take longer than Celery's 4 s default.
     app.conf.worker_proc_alive_timeout = 300
-    register(app, settings, registry=registry, model_names=names)
+    nodename = f"infq-{os.getpid()}@{socket.gethostname()}"
+    register(app, settings, registry=registry, model_names=names, hostname=nodename)
     queues = ",".join(settings.model_queue(n) for n in names)
     argv = ["worker", "--queues", queues, "--pool", pool,
             "--concurrency", str(concurrency or settings.worker_concurrency),
-            "--hostname", f"infq-{os.getpid()}@%h", "--loglevel", settings.log_level,
+            "--hostname", nodename, "--loglevel", settings.log_level,
             "--task-events", "--without-gossip", "--without-mingle"]  # fmt: skip
     app.worker_main(argv)
 
@@ -154,6 +170,10 @@ def notifier(
     configure(settings.log_level)
     app = create_app(settings)
     register_control(app, settings)
+    from infq import metrics
+
+    # Threads pool: the deliveries run in this process, which serves their metrics.
+    metrics.serve(settings.metrics_port, what="notifier")
     argv = ["worker", "--queues", f"{WEBHOOK_QUEUE},{CONTROL_QUEUE}", "--pool", "threads",
             "--concurrency", str(concurrency or settings.webhook_concurrency),
             "--hostname", f"infq-notifier-{os.getpid()}@%h", "--loglevel", settings.log_level,
@@ -178,12 +198,24 @@ def api() -> None:
 
 
 def flower(
-    port: Annotated[int, typer.Option(help="Port of the Flower dashboard.")] = 5555,
+    port: Annotated[
+        int | None, typer.Option(help="Port of the dashboard (default INFQ_FLOWER_PORT).")
+    ] = None,
     address: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
 ) -> None:
-    """Run the Flower dashboard on the Celery broker (workers, tasks, queues)."""
+    """Run the Flower dashboard (workers, infq.batch tasks, queues) with basic auth."""
+    from infq.ops.flower import credentials
+
     settings = Settings()
     configure(settings.log_level)
     registry = default_registry(settings.model_revisions)
     app = create_app(settings, models=registry.names)
-    app.start(["flower", f"--port={port}", f"--address={address}"])
+    user, password = credentials(settings)
+    app.start(
+        [
+            "flower",
+            f"--port={port or settings.flower_port}",
+            f"--address={address}",
+            f"--basic-auth={user}:{password}",
+        ]
+    )

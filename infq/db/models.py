@@ -96,6 +96,7 @@ class Job(Base):
             "coalesced_into",
             postgresql_where=text("coalesced_into IS NOT NULL"),
         ),
+        Index("ix_jobs_finished_at", "finished_at"),
         Index(
             "ix_jobs_open",
             "status",
@@ -215,6 +216,9 @@ class WorkerProcess(Base):
     slots: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     held: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     draining: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Cumulative: jobs computed and seconds in the model (their ratio: the busy rate).
+    jobs_done: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    busy_s: Mapped[float] = mapped_column(Float, server_default=text("0"))
     started_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )

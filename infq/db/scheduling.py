@@ -170,6 +170,8 @@ def heartbeat(
     held: Sequence[uuid.UUID],
     lease_s: float,
     draining: bool = False,
+    jobs_done: int = 0,
+    busy_s: float = 0.0,
 ) -> int:
     """Upsert the process row and renew (or take) the leases of the jobs it holds.
 
@@ -178,10 +180,12 @@ def heartbeat(
     """
     session.execute(
         text(
-            "INSERT INTO worker_processes (process_id, hostname, pid, models, held, draining) "
-            "VALUES (:pid_, :host, :pid, :models, :held, :draining) "
+            "INSERT INTO worker_processes "
+            "(process_id, hostname, pid, models, held, draining, jobs_done, busy_s) "
+            "VALUES (:pid_, :host, :pid, :models, :held, :draining, :done, :busy) "
             "ON CONFLICT (process_id) DO UPDATE SET heartbeat_at = now(), "
-            "held = EXCLUDED.held, draining = EXCLUDED.draining, models = EXCLUDED.models"
+            "held = EXCLUDED.held, draining = EXCLUDED.draining, models = EXCLUDED.models, "
+            "jobs_done = EXCLUDED.jobs_done, busy_s = EXCLUDED.busy_s"
         ),
         {
             "pid_": process_id,
@@ -190,6 +194,8 @@ def heartbeat(
             "models": list(models),
             "held": len(held),
             "draining": draining,
+            "done": jobs_done,
+            "busy": busy_s,
         },
     )
     if not held:
@@ -241,24 +247,25 @@ class Expiry:
     returned: int = 0  # handed out or held, never started: back to ready
     retried: int = 0  # running when its owner went silent: back to ready, attempt counted
     failed: list[uuid.UUID] = field(default_factory=list)  # out of attempts: worker_lost
+    # (model, outcome) -> jobs, outcome: returned | requeued | worker_lost (for metrics)
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def _add(self, model: str, outcome: str) -> None:
+        self.counts[(model, outcome)] = self.counts.get((model, outcome), 0) + 1
 
 
 def expire_leases(session: Session, *, max_attempts: int) -> Expiry:
     """Send every job whose lease ran out back to ready, or fail it after N lost workers."""
     out = Expiry()
-    out.returned = int(
-        getattr(
-            session.execute(
-                text(
-                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL "
-                    "WHERE lease_expires_at < now() AND status = 'queued'"
-                )
-            ),
-            "rowcount",
-            0,
+    returned = session.execute(
+        text(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL "
+            "WHERE lease_expires_at < now() AND status = 'queued' RETURNING model"
         )
-        or 0
     )
+    for (model,) in returned.tuples():
+        out.returned += 1
+        out._add(model, "returned")
     rows = session.execute(
         text(
             "UPDATE jobs SET "
@@ -269,15 +276,17 @@ def expire_leases(session: Session, *, max_attempts: int) -> Expiry:
             "'the worker computing it was lost ' || attempts || ' times' END, "
             "lease_owner = NULL, lease_expires_at = NULL "
             "WHERE lease_expires_at < now() AND status = 'running' "
-            "RETURNING job_id, status"
+            "RETURNING job_id, status, model"
         ),
         {"max": max_attempts},
     )
-    for job_id, status in rows.tuples():
+    for job_id, status, model in rows.tuples():
         if status == "failed":
             out.failed.append(job_id)
+            out._add(model, "worker_lost")
         else:
             out.retried += 1
+            out._add(model, "requeued")
     return out
 
 

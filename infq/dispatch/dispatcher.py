@@ -40,6 +40,7 @@ from infq.db import jobs as job_rows
 from infq.db.batches import BatchKey
 from infq.db.models import Job
 from infq.dispatch.admission import plan
+from infq.dispatch.metering import count_admitted, count_dead_letters
 from infq.dispatch.seals import Seal, decode_seals
 from infq.dispatch.triage import (
     Accepted,
@@ -246,6 +247,7 @@ class Dispatcher:
             )
         out.hits = sum(1 for i in admission.hits if i in out.inserted)
         out.coalesced = sum(1 for i in admission.followers if i in out.inserted)
+        count_admitted(accepted, out.inserted, hits=admission.hits, followers=admission.followers)
         return out
 
     def _dead_letter(self, rejected: list[Rejection]) -> None:
@@ -280,6 +282,7 @@ class Dispatcher:
             key = str(r.job_id).encode() if r.job_id else None
             letters.append(Message(self.settings.dlq_topic, key, _dump(letter)))
         self.publisher.send_or_raise(letters)
+        count_dead_letters(rejected)
 
 
 @dataclass

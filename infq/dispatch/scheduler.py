@@ -32,6 +32,7 @@ from infq.db import batches as batch_rows
 from infq.db import ledger, scheduling
 from infq.db import webhooks as webhook_rows
 from infq.dispatch.enqueue import publish_jobs
+from infq.metrics import families
 from infq.notify import Announcer
 from infq.results.store import ResultStore
 from infq.settings import Settings
@@ -175,6 +176,9 @@ class Scheduler:
         report.orphans_deleted = len(orphans)
         report.returned, report.retried = expiry.returned, expiry.retried
         report.worker_lost = len(expiry.failed)
+        expiries = families().lease_expiries
+        for (model, outcome), n in expiry.counts.items():
+            expiries.labels(model=model, outcome=outcome).inc(n)
         if expiry.returned or expiry.retried or expiry.failed:
             log.warning(
                 "leases expired returned=%d retried=%d worker_lost=%d",

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.db import webhooks as webhook_rows
+from infq.metrics import families
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from infq.webhooks.policy import Outcome, RetryPolicy, backoff_s, classify, next_step
@@ -129,6 +130,11 @@ def attempt(
             duration_ms=duration_ms,
             retry_in_s=retry_in_s,
         )
+    f = families()
+    attempt_outcome = "delivered" if outcome is Outcome.DELIVERED else "failed"
+    f.webhook_attempts.labels(event=delivery.event, outcome=attempt_outcome).inc()
+    if outcome is Outcome.DEAD:
+        f.webhook_dead.labels(event=delivery.event).inc()
     log.info(
         "webhook delivery_id=%s event=%s attempt=%d status_code=%s outcome=%s",
         delivery.delivery_id,

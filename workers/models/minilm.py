@@ -52,6 +52,11 @@ class MiniLM:
             raise PermanentFailure("non_finite_output", "the model produced NaN or infinity")
         return list(vectors)
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Tokens the model reads for ``texts`` (truncated, unpadded); for metrics."""
+        ids = self.tokenizer(list(texts), truncation=True, max_length=MAX_SEQ_LENGTH)
+        return sum(len(x) for x in ids["input_ids"])
+
     def embed(self, texts: list[str], *, normalize: bool = True) -> np.ndarray[Any, Any]:
         """A (len(texts), 384) float32 array."""
         encoded = self.tokenizer(

@@ -1,0 +1,2 @@
+"""Operations: work remaining, the autoscaling policy and its local actuator, health, the
+``infq up`` supervisor."""
