@@ -11,21 +11,28 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from infq.db.models import Job
 from infq.db.session import make_engine, make_sessionmaker
 from infq.demo.stats import batch_histogram, percentile
 from infq.follow import final_count, follow_batch
+from infq.ops.autoscaler import Autoscaler, Point, gpu_count
+from infq.ops.lag import LagWatcher
+from infq.ops.policy import PolicyParams
+from infq.ops.supervisor import Supervisor
 from infq.settings import Settings
 from producers.sdk import JobProducer, new_batch_id
 
@@ -46,53 +53,75 @@ def load_texts(*, repeats: int, seed: int = 7) -> list[str]:
 
 @dataclass
 class Services:
-    """The dispatcher and worker processes the demo runs."""
+    """The dispatcher, and the worker pool under the autoscaler, as the demo runs them."""
 
-    processes: list[subprocess.Popen[bytes]]
+    dispatcher: subprocess.Popen[bytes]
+    scaler: Autoscaler
+    thread: threading.Thread
     logs_dir: Path
+    log_file: IO[str]
 
     @classmethod
-    def start(cls, settings: Settings) -> Services:
-        """Launch ``infq dispatcher`` and ``infq worker``, logging under the stack dir."""
+    def start(cls, settings: Settings, sessions: sessionmaker[Session]) -> Services:
+        """Launch ``infq dispatcher`` and the autoscaler; logs under the stack dir."""
         logs = settings.stack_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        processes = []
-        for name in ("dispatcher", "worker"):
-            with (logs / f"demo-{name}.log").open("ab") as log:
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "infq", name],
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        stdin=subprocess.DEVNULL,
-                    )
-                )
-        return cls(processes, logs)
+        with (logs / "demo-dispatcher.log").open("ab") as log:
+            dispatcher = subprocess.Popen(
+                [sys.executable, "-m", "infq", "dispatcher"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        log_file = (logs / "demo-workers.log").open("a", encoding="utf-8")
+        lock = threading.Lock()
+
+        def sink(name: str, line: str) -> None:
+            with lock:
+                log_file.write(f"{name:<11}| {line}\n")
+                log_file.flush()
+
+        params = PolicyParams.from_settings(settings)
+        if not gpu_count():
+            # One device per worker: on a CPU-only host a second MiniLM worker only
+            # shares the same cores (measured: 63 jobs/s with two, over 100 with one).
+            params = replace(params, max_workers=1, min_workers=min(params.min_workers, 1))
+        scaler = Autoscaler(settings, sessions, Supervisor(sink), models=[MODEL],
+                            lag=LagWatcher(settings).start(), params=params)  # fmt: skip
+        thread = threading.Thread(target=scaler.run, name="infq-autoscaler", daemon=True)
+        thread.start()
+        return cls(dispatcher, scaler, thread, logs, log_file)
 
     def check(self) -> None:
-        """Fail loudly if a process died."""
-        for p in self.processes:
-            if p.poll() is not None:
-                log = f"{self.logs_dir}/demo-*.log"
-                raise RuntimeError(f"a demo process exited with {p.returncode}; see {log}")
+        """Fail loudly if the dispatcher died."""
+        if self.dispatcher.poll() is not None:
+            log = f"{self.logs_dir}/demo-dispatcher.log"
+            raise RuntimeError(
+                f"the dispatcher exited with {self.dispatcher.returncode}; see {log}"
+            )
 
     def stop(self) -> None:
-        """SIGTERM and wait (a worker finishes its current batch first)."""
-        for p in self.processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.processes:
+        """Drain the workers (each finishes its batch first), then stop the dispatcher."""
+        self.scaler.stop()
+        self.thread.join(timeout=self.scaler.settings.worker_grace_s + 10)
+        if self.dispatcher.poll() is None:
+            self.dispatcher.send_signal(signal.SIGTERM)
             try:
-                p.wait(timeout=60)
+                self.dispatcher.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                p.kill()
+                self.dispatcher.kill()
+        for p in self.scaler.timeline:
+            self.log_file.write(f"autoscale  | t={p.t_s:.1f}s work_jobs={p.work_jobs} "
+                                f"rate={p.rate_jobs_per_s} desired={p.desired} "
+                                f"actual={p.actual} ({p.reason})\n")  # fmt: skip
+        self.log_file.close()
 
 
 def run_demo(settings: Settings, console: Console) -> None:
     """The demo proper, against the stack ``settings`` points at."""
     engine = make_engine(settings.database)
     sessions = make_sessionmaker(engine)
-    services = Services.start(settings)
+    services = Services.start(settings, sessions)
     columns = (
         TextColumn("{task.description:<11}"),
         BarColumn(),
@@ -110,7 +139,7 @@ def run_demo(settings: Settings, console: Console) -> None:
             # consumer-group join are not counted in the measured run.
             warm = new_batch_id() + "-warmup"
             producer.submit(model=MODEL, text="Warming up.", batch_id=warm, cache=False)
-            with console.status("starting dispatcher and worker (loading the model)…"):
+            with console.status("starting the dispatcher and a worker (loading the model)…"):
                 while final_count(sessions, warm) < 1:
                     services.check()
                     time.sleep(0.2)
@@ -150,6 +179,8 @@ def run_demo(settings: Settings, console: Console) -> None:
         settings,
         Run(rows=rows, batch_id=batch_id, wall_s=wall_s),
         Run(rows=hit_rows, batch_id=again_id, wall_s=hits_wall_s),
+        services.scaler.timeline,
+        max_workers=services.scaler.params.max_workers,
     )
 
 
@@ -175,7 +206,28 @@ class Run:
         return f"{percentile(lat, 50):.3f} s / {percentile(lat, 95):.3f} s"
 
 
-def _summary(console: Console, settings: Settings, main: Run, hits: Run) -> None:
+def scaling_text(timeline: list[Point], *, max_workers: int) -> str:
+    """The pool's changes: ``t=0.0 s 0 → t=0.5 s 1 → …`` (workers alive)."""
+    changes: list[str] = []
+    last = None
+    for p in timeline:
+        if p.actual != last:
+            changes.append(f"{p.t_s:.0f} s: {p.actual}")
+            last = p.actual
+    peak = max((p.actual for p in timeline), default=0)
+    shown = " → ".join(changes[:8]) + (" → …" if len(changes) > 8 else "")
+    return f"peak {peak} of max {max_workers}; workers alive at {shown}"
+
+
+def _summary(
+    console: Console,
+    settings: Settings,
+    main: Run,
+    hits: Run,
+    timeline: list[Point],
+    *,
+    max_workers: int,
+) -> None:
     rows = main.rows
     by_status: dict[str, int] = {}
     for r in rows:
@@ -193,6 +245,10 @@ def _summary(console: Console, settings: Settings, main: Run, hits: Run) -> None
     )
     table.add_row("wall time", f"{main.wall_s:.1f} s (submit → last job final)")
     table.add_row("throughput", f"{len(rows) / main.wall_s:.0f} jobs/s")
+    table.add_row(
+        "workers (autoscaled)",
+        scaling_text(timeline, max_workers=max_workers),
+    )
     table.add_row("model batches", ", ".join(f"{n} x {size}" for size, n in histogram.items()))
     table.add_row("latency p50 / p95", f"{main.latency_text()} (Kafka timestamp → result written)")
     table.add_row(

@@ -12,7 +12,6 @@ back). On a GPU host each worker gets one device, round-robin over the least use
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import subprocess
 import threading
@@ -172,10 +171,6 @@ class Autoscaler:
             env["INFQ_METRICS_PORT"] = str(s.metrics_port + WORKER_METRICS_OFFSET + slot)
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(self._least_used_gpu())
-        else:
-            # CPU: share the cores instead of every worker using all of them.
-            cores = os.cpu_count() or 1
-            env.setdefault("OMP_NUM_THREADS", str(max(1, cores // self.params.max_workers)))
         argv = infq_argv("worker", "--concurrency", "1", *(a for m in self.models
                                                            for a in ("--model", m)))  # fmt: skip
         meta = {"pool": self.pool, "slot": str(slot), "gpu": env.get("CUDA_VISIBLE_DEVICES", "")}
