@@ -144,9 +144,13 @@ class Engine:
                 if report.claimed:
                     self.jobs_done += report.claimed
                     self.busy_s += runtime_s
-                observe(report)
-                if self._events and task_id:
-                    self._events.finished(task_id, report, runtime_s=runtime_s)
+                try:
+                    observe(report)
+                    if self._events and task_id:
+                        self._events.finished(task_id, report, runtime_s=runtime_s)
+                except Exception:
+                    # Monitoring must never stop the compute thread.
+                    log.exception("recording a flush's metrics or events failed")
             finally:
                 self._computing = []
 
