@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -72,8 +73,9 @@ def up() -> None:
     if settings.environment is Environment.LOCAL:
         settings = bring_up(settings)
     base = settings.metrics_port or DEFAULT_METRICS_PORT
-    settings = settings.model_copy(update={"metrics_port": base + 3})
-    user, password = credentials(settings)
+    # The autoscaler's workers serve /metrics from base + 10 (see WORKER_METRICS_OFFSET).
+    settings = settings.model_copy(update={"metrics_port": base})
+    user, _ = credentials(settings)  # generates the local password file Flower reads
     sink = _sink()
     supervisor = Supervisor(sink)
     services = {
@@ -87,9 +89,7 @@ def up() -> None:
     engine = make_engine(settings.database)
     scaler = Autoscaler(settings, make_sessionmaker(engine), supervisor,
                         models=default_registry(settings.model_revisions).names,
-                        lag=LagWatcher(settings).start(),
-                        worker_env={"INFQ_METRICS_PORT": "0"})  # fmt: skip
-    scaler.settings = settings.model_copy(update={"metrics_port": base})
+                        lag=LagWatcher(settings).start())  # fmt: skip
     metrics.serve(base + 3, what="infq up (autoscaler)")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -102,7 +102,7 @@ def up() -> None:
                f"{settings.api_port}/docs; metrics :{base + 1} dispatcher, :{base + 2} notifier, "
                f":{base + 3} autoscaler, :{base + WORKER_METRICS_OFFSET}+n workers, "
                f"API /metrics; Ctrl-C stops")  # fmt: skip
-    del password
+    recorded: dict[str, int] = {}
     try:
         while not stop.wait(0.5):
             for child in supervisor.reap():
@@ -110,7 +110,7 @@ def up() -> None:
                 if service and not stop.is_set():
                     time.sleep(RESTART_DELAY_S)
                     supervisor.start(child.name, child.argv, env=child.env, meta=child.meta)
-            _record(record, supervisor)
+            recorded = _record(record, supervisor, recorded)
     finally:
         sink("up", "stopping: draining workers, then the services")
         scaler.stop()
@@ -120,9 +120,12 @@ def up() -> None:
         engine.dispose()
 
 
-def _record(path: Any, supervisor: Supervisor) -> None:
+def _record(path: Path, supervisor: Supervisor, last: dict[str, int]) -> dict[str, int]:
+    """Write what runs to ``up.json`` for ``infq status`` when it changed."""
     processes = {c.name: c.proc.pid for c in supervisor.children if c.alive}
-    path.write_text(json.dumps({"pid": os.getpid(), "processes": processes}))
+    if processes != last:
+        path.write_text(json.dumps({"pid": os.getpid(), "processes": processes}))
+    return processes
 
 
 def overview(as_json: bool) -> None:

@@ -29,10 +29,10 @@ from infq.db.models import Job
 from infq.db.session import make_engine, make_sessionmaker
 from infq.demo.stats import batch_histogram, percentile
 from infq.follow import final_count, follow_batch
-from infq.ops.autoscaler import Autoscaler, Point, gpu_count
+from infq.ops.autoscaler import Autoscaler, Point, changes, gpu_count
 from infq.ops.lag import LagWatcher
 from infq.ops.policy import PolicyParams
-from infq.ops.supervisor import Supervisor
+from infq.ops.supervisor import Supervisor, file_sink
 from infq.settings import Settings
 from producers.sdk import JobProducer, new_batch_id
 
@@ -74,19 +74,12 @@ class Services:
                 stdin=subprocess.DEVNULL,
             )
         log_file = (logs / "demo-workers.log").open("a", encoding="utf-8")
-        lock = threading.Lock()
-
-        def sink(name: str, line: str) -> None:
-            with lock:
-                log_file.write(f"{name:<11}| {line}\n")
-                log_file.flush()
-
         params = PolicyParams.from_settings(settings)
         if not gpu_count():
             # One device per worker: on a CPU-only host a second MiniLM worker only
             # shares the same cores (measured: 63 jobs/s with two, over 100 with one).
             params = replace(params, max_workers=1, min_workers=min(params.min_workers, 1))
-        scaler = Autoscaler(settings, sessions, Supervisor(sink), models=[MODEL],
+        scaler = Autoscaler(settings, sessions, Supervisor(file_sink(log_file)), models=[MODEL],
                             lag=LagWatcher(settings).start(), params=params)  # fmt: skip
         thread = threading.Thread(target=scaler.run, name="infq-autoscaler", daemon=True)
         thread.start()
@@ -110,7 +103,7 @@ class Services:
                 self.dispatcher.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 self.dispatcher.kill()
-        for p in self.scaler.timeline:
+        for p in changes(self.scaler.timeline):
             self.log_file.write(f"autoscale  | t={p.t_s:.1f}s work_jobs={p.work_jobs} "
                                 f"rate={p.rate_jobs_per_s} desired={p.desired} "
                                 f"actual={p.actual} ({p.reason})\n")  # fmt: skip

@@ -11,6 +11,7 @@ back). On a GPU host each worker gets one device, round-robin over the least use
 
 from __future__ import annotations
 
+import itertools
 import logging
 import shutil
 import subprocess
@@ -54,6 +55,17 @@ class Point:
     desired: int
     actual: int
     reason: str
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(desired, actual): what a change in the timeline is."""
+        return self.desired, self.actual
+
+
+def changes(timeline: list[Point]) -> list[Point]:
+    """The points where the desired or actual worker count changed (and the first)."""
+    pairs = itertools.pairwise(timeline)
+    return timeline[:1] + [b for a, b in pairs if a.counts != b.counts]
 
 
 class Autoscaler:
@@ -119,7 +131,7 @@ class Autoscaler:
                       decision.reason)  # fmt: skip
         last = self.timeline[-1] if self.timeline else None
         self.timeline.append(point)
-        if last is None or (last.desired, last.actual) != (point.desired, point.actual):
+        if last is None or last.counts != point.counts:
             log.info(
                 "autoscale pool=%s work_jobs=%d work_s=%.1f rate=%s desired=%d actual=%d (%s)",
                 self.pool, jobs, decision.work_s, f"{rate:.1f}/s" if rate else "unmeasured",
@@ -145,13 +157,7 @@ class Autoscaler:
 
     def drain_all(self) -> None:
         """Drain every worker of the pool and wait for them."""
-        grace_s = self.settings.worker_grace_s
-        for child in self.workers:
-            self.supervisor.drain(child, grace_s=grace_s)
-        deadline = time.monotonic() + grace_s + 5
-        while any(c.alive for c in self.workers) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        self.supervisor.reap()
+        self.supervisor.stop(self.workers, grace_s=self.settings.worker_grace_s)
 
     def _act(self, desired: int, active: list[Child]) -> None:
         if desired > len(active):

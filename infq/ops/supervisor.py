@@ -22,6 +22,18 @@ from typing import IO
 Sink = Callable[[str, str], None]  # (child name, line)
 
 
+def file_sink(log: IO[str]) -> Sink:
+    """A sink writing ``name | line`` to ``log`` (thread-safe: one writer per child)."""
+    lock = threading.Lock()
+
+    def write(name: str, line: str) -> None:
+        with lock:
+            log.write(f"{name:<11}| {line}\n")
+            log.flush()
+
+    return write
+
+
 def infq_argv(*args: str) -> list[str]:
     """``python -m infq ARGS`` with this interpreter."""
     return [sys.executable, "-m", "infq", *args]
@@ -109,14 +121,19 @@ class Supervisor:
 
     def stop_all(self, *, grace_s: float) -> None:
         """Drain every child and wait for them (SIGKILL after ``grace_s``)."""
-        for child in list(self.children):
+        self.stop(list(self.children), grace_s=grace_s)
+
+    def stop(self, children: Sequence[Child], *, grace_s: float) -> None:
+        """Drain ``children`` and wait for them (SIGKILL after ``grace_s``)."""
+        for child in children:
             self.drain(child, grace_s=grace_s)
         deadline = time.monotonic() + grace_s + 5
-        while self.children and time.monotonic() < deadline:
+        while any(c.alive for c in children) and time.monotonic() < deadline:
             self.reap()
             time.sleep(0.1)
-        for child in list(self.children):
-            self._signal(child, signal.SIGKILL)
+        for child in children:
+            if child.alive:
+                self._signal(child, signal.SIGKILL)
         self.reap()
 
     def _signal(self, child: Child, sig: signal.Signals) -> None:

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.db.session import make_engine, make_sessionmaker
-from infq.ops.autoscaler import Autoscaler, Point
+from infq.ops.autoscaler import Autoscaler, Point, changes
 from infq.ops.lag import LagWatcher
-from infq.ops.supervisor import Supervisor
+from infq.ops.supervisor import Supervisor, file_sink
 from infq.settings import Settings
 from producers.sdk import JobProducer
 from tests.integration.conftest import LOG_DIR
@@ -36,13 +36,10 @@ MAX_WORKERS = 3
 def print_timeline(points: list[Point]) -> None:
     """One line per change of (desired, actual), as the issue asks."""
     print("\nautoscale timeline: t_s | work_jobs | rate/s | desired | actual | reason")
-    last = None
-    for p in points:
-        if last is None or (p.desired, p.actual) != (last.desired, last.actual):
-            rate = f"{p.rate_jobs_per_s:.0f}" if p.rate_jobs_per_s else "-"
-            print(f"{p.t_s:7.1f} | {p.work_jobs:5d} | {rate:>5} | {p.desired} | {p.actual} | "
-                  f"{p.reason}")  # fmt: skip
-        last = p
+    for p in changes(points):
+        rate = f"{p.rate_jobs_per_s:.0f}" if p.rate_jobs_per_s else "-"
+        print(f"{p.t_s:7.1f} | {p.work_jobs:5d} | {rate:>5} | {p.desired} | {p.actual} | "
+              f"{p.reason}")  # fmt: skip
 
 
 def test_a_burst_scales_out_drains_and_returns_to_zero(
@@ -65,14 +62,7 @@ def test_a_burst_scales_out_drains_and_returns_to_zero(
     sessions: sessionmaker[Session] = make_sessionmaker(engine)
     log_path = LOG_DIR / "autoscale-workers.log"
     log_file = log_path.open("a", encoding="utf-8")
-    lock = threading.Lock()
-
-    def sink(name: str, line: str) -> None:
-        with lock:
-            log_file.write(f"{name} | {line}\n")
-            log_file.flush()
-
-    supervisor = Supervisor(sink)
+    supervisor = Supervisor(file_sink(log_file))
     lag = LagWatcher(own, interval_s=1.0).start()
     scaler = Autoscaler(own, sessions, supervisor, models=["echo"], lag=lag,
                         worker_env=env)  # fmt: skip
