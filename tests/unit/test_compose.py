@@ -120,4 +120,5 @@ def test_service_ordering() -> None:
 def test_flower_requires_auth() -> None:
     env = _environment(_services()["flower"])
     assert "FLOWER_UNAUTHENTICATED_API" not in env
-    assert env.get("FLOWER_BASIC_AUTH")
+    # What `infq flower` reads (INFQ_ENVIRONMENT=production refuses to run without it)
+    assert env.get("INFQ_FLOWER_PASSWORD")
