@@ -84,8 +84,10 @@ class Settings(BaseSettings):
     inline_result_max_bytes: int = Field(default=1024, ge=0)
     cache_scope: CacheScope = CacheScope.TENANT
     cache_retention_days: float = Field(default=30.0, gt=0)
-    # Pin or bump a model's revision (e.g. {"echo": "echo-2"}): results cached under
-    # another revision are never served.
+    # The model catalogue (TOML); the built-in models alone when unset.
+    models_file: Path | None = None
+    # Rename a single-revision model's revision (e.g. {"echo": "echo-2"}): results
+    # cached under another revision are never served.
     model_revisions: dict[str, str] = Field(default_factory=dict)
 
     # --- worker ---
@@ -226,9 +228,9 @@ class Settings(BaseSettings):
         """Where the local stack records its services."""
         return self.stack_dir / STACK_FILE_NAME
 
-    def model_queue(self, model: str) -> str:
-        """The Celery queue that carries jobs for one model."""
-        return f"infq.model.{model}"
+    def model_queue(self, lane: str) -> str:
+        """The Celery queue that carries jobs for one lane (``model@revision``)."""
+        return f"infq.model.{lane}"
 
 
 class StackFileSource(PydanticBaseSettingsSource):

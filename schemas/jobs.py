@@ -69,6 +69,13 @@ class JobRequest(BaseModel):
     task: str | None = Field(
         default=None, max_length=64, description="Task of the model; its default when absent."
     )
+    revision: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Pin one of the model's revisions (e.g. to test a canary); when absent "
+        "the model's route picks one from the job id.",
+    )
     input: TextInput
     batch_id: str | None = Field(
         default=None,

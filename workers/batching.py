@@ -7,22 +7,15 @@ adapter (:mod:`workers.tasks`) only feeds it and acts on its answers.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from infq.errors import InfqError, PermanentFailure
+from infq.work import chunked
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """Consecutive slices of at most ``size`` items."""
-    if size < 1:
-        raise ValueError("size must be >= 1")
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def params_key(params: dict[str, Any]) -> str:

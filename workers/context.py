@@ -15,11 +15,14 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.bus import Publisher, make_publisher
+from infq.catalogue.catalogue import Catalogue, Lane, lane_name
+from infq.catalogue.protocol import Model
 from infq.db.session import make_engine, make_sessionmaker
 from infq.notify import Announcer
 from infq.results.store import ResultStore, S3ResultStore
 from infq.settings import Settings
-from workers.registry import Model, ModelRegistry
+from infq.work import WorkItem
+from workers.loading import load_lane
 
 log = logging.getLogger("infq.worker")
 
@@ -29,8 +32,9 @@ class WorkerContext:
     """Everything a batch needs; one per worker process."""
 
     settings: Settings
-    registry: ModelRegistry
-    models: dict[str, Model]
+    catalogue: Catalogue
+    lanes: dict[str, Lane]  # by lane name (model@revision)
+    models: dict[str, Model]  # by lane name
     sessions: sessionmaker[Session]
     store: ResultStore
     publisher: Publisher
@@ -46,25 +50,36 @@ class WorkerContext:
             celery=self.celery,
         )
 
+    def lane_of(self, item: WorkItem) -> str | None:
+        """The lane serving ``item``: its revision's, or, for a message without one
+        (sent before revisions were routed), this worker's only lane of its model."""
+        if item.revision:
+            name = lane_name(item.model, item.revision)
+            return name if name in self.lanes else None
+        mine = [n for n, lane in self.lanes.items() if lane.model == item.model]
+        return mine[0] if len(mine) == 1 else None
+
     @classmethod
     def build(
         cls,
         settings: Settings,
         *,
-        registry: ModelRegistry,
-        model_names: list[str],
+        catalogue: Catalogue,
+        lanes: list[str],
         celery: Celery,
     ) -> WorkerContext:
-        """Load the models (heavy) and create clients (they connect on first use)."""
+        """Load the lanes' models (heavy) and create clients (they connect on first use)."""
+        served = {lane.name: lane for lane in catalogue.lanes(lanes)}
         models = {}
-        for name in model_names:
-            spec = registry.get(name)
-            log.info("loading model=%s revision=%s device=%s", name, spec.revision, settings.device)
-            models[spec.name] = spec.load(device=settings.device)
+        for name, lane in served.items():
+            log.info("loading lane=%s source=%s dtype=%s device=%s", name,
+                     lane.revision.source, lane.revision.dtype.value, settings.device)  # fmt: skip
+            models[name] = load_lane(lane, device=settings.device)
         engine = make_engine(settings.database, pool_size=2)
         return cls(
             settings=settings,
-            registry=registry,
+            catalogue=catalogue,
+            lanes=served,
             models=models,
             sessions=make_sessionmaker(engine),
             store=S3ResultStore.from_settings(settings),

@@ -25,16 +25,29 @@ import time
 import uuid
 from collections.abc import Sequence
 
+from infq.catalogue.catalogue import Lane
+from infq.catalogue.protocol import TokenCounting
 from infq.db import scheduling
+from infq.settings import Settings
+from infq.work import WorkItem
 from workers.context import WorkerContext
-from workers.messages import WorkItem
 from workers.monitor import FlushEvents, observe
 from workers.pipeline import process
-from workers.queue import BatchQueue
+from workers.queue import BatchPolicy, BatchQueue
 
 log = logging.getLogger("infq.worker")
 
 STOP_TIMEOUT_S = 60.0
+
+
+def lane_policy(lane: Lane, settings: Settings) -> BatchPolicy:
+    """A lane's batching: its catalogue entry's, else the worker's settings."""
+    b = lane.entry.batching
+    return BatchPolicy(
+        max_batch_size=b.max_batch_size or settings.max_batch_size,
+        max_wait_s=(b.max_wait_ms or settings.max_wait_ms) / 1000,
+        max_batch_tokens=b.max_batch_tokens,
+    )
 
 
 def new_process_id() -> str:
@@ -55,11 +68,15 @@ class Engine:
         s = ctx.settings
         self.ctx = ctx
         self.process_id = process_id or new_process_id()
+        self.policies = {name: lane_policy(lane, s) for name, lane in ctx.lanes.items()}
+        largest = max((p.max_batch_size for p in self.policies.values()), default=s.max_batch_size)
         self.queue: BatchQueue[WorkItem] = BatchQueue(
             max_batch_size=s.max_batch_size,
             max_wait_s=s.max_wait_ms / 1000,
-            capacity=max(1, math.ceil(s.window_batches * s.max_batch_size)),
+            capacity=max(1, math.ceil(s.window_batches * largest)),
             length_of=lambda item: len(item.text),
+            group_of=ctx.lane_of,
+            policy_of=lambda lane: self.policies.get(str(lane), self.queue.default),
         )
         self._computing: list[WorkItem] = []
         self._events = events
@@ -71,8 +88,8 @@ class Engine:
 
     @property
     def models(self) -> list[str]:
-        """The models this process serves."""
-        return sorted(self.ctx.models)
+        """The lanes (``model@revision``) this process serves, as its row declares them."""
+        return sorted(self.ctx.lanes)
 
     def start(self) -> None:
         """Register (first heartbeat) and start the compute and heartbeat threads."""
@@ -84,8 +101,12 @@ class Engine:
         log.info("engine started process_id=%s models=%s", self.process_id, self.models)
 
     def submit(self, items: Sequence[WorkItem]) -> bool:
-        """Queue a message's jobs (blocks while full); False if stopping (then released)."""
-        if self.queue.put(items):
+        """Queue a message's jobs (blocks while full); False if stopping (then released).
+
+        Lengths are measured here, on the Celery task's thread, in the model's tokens
+        when it counts them (token budgets), else in characters / 4.
+        """
+        if self.queue.put(items, lengths=self._lengths(items)):
             return True
         self._release(items)
         return False
@@ -107,6 +128,16 @@ class Engine:
         if self._events is not None:
             self._events.close()
         log.info("engine stopped process_id=%s released=%d", self.process_id, len(left))
+
+    def _lengths(self, items: Sequence[WorkItem]) -> list[int]:
+        lane = self.ctx.lane_of(items[0]) if items else None
+        model = self.ctx.models.get(lane) if lane else None
+        if isinstance(model, TokenCounting) and all(self.ctx.lane_of(i) == lane for i in items):
+            try:
+                return model.token_lengths([i.text for i in items])
+            except Exception:
+                log.debug("token_lengths failed; estimating from characters", exc_info=True)
+        return [len(i.text) // 4 + 1 for i in items]
 
     def _release(self, items: Sequence[WorkItem]) -> None:
         if not items:

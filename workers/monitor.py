@@ -26,7 +26,7 @@ from typing import Any
 
 from celery import Celery
 
-from workers.messages import WorkItem
+from infq.work import WorkItem
 from workers.pipeline import FlushReport
 
 log = logging.getLogger("infq.worker")

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from infq.cache.key import CacheScope, cache_key
+from infq.catalogue.protocol import Model, TokenCounting
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db import ledger, scheduling
@@ -21,11 +22,10 @@ from infq.db.jobs import Finish
 from infq.db.models import Job
 from infq.errors import InfqError, PermanentFailure
 from infq.results.layout import batch_key, build_body, inline_value
+from infq.work import WorkItem
 from schemas.status import JobStatus
 from workers.batching import Outcome, params_key, plan_batches, run_bisecting
 from workers.context import WorkerContext
-from workers.messages import WorkItem
-from workers.registry import Model
 
 log = logging.getLogger("infq.worker")
 
@@ -162,22 +162,26 @@ def _compute(
     """Run the model once per planned batch; returns outcomes and each job's batch size."""
     outcomes: list[Outcome[WorkItem, Any]] = []
     sizes: dict[str, int] = {}
+    lanes = {i.job_id: ctx.lane_of(i) for i in items}
+    # The queue already cut the flush by the lane's policy; this only separates params.
     batches = plan_batches(
         items,
-        max_batch_size=ctx.settings.max_batch_size,
-        group_of=lambda i: (i.model, i.task, params_key(i.params)),
+        max_batch_size=max(len(items), 1),
+        group_of=lambda i: (lanes[i.job_id], i.task, params_key(i.params)),
         length_of=lambda i: len(i.text),
     )
     started = time.monotonic()
     for batch in batches:
         first = batch[0]
-        model = ctx.models.get(first.model)
+        lane = lanes[first.job_id]
+        model = ctx.models.get(lane) if lane else None
         for item in batch:
             sizes[item.job_id] = len(batch)
         report.model_batches.append(len(batch))
         if model is None:
             failure = PermanentFailure(
-                "model_not_loaded", f"this worker does not serve model {first.model!r}"
+                "model_not_loaded",
+                f"this worker does not serve {first.model!r} revision {first.revision!r}",
             )
             outcomes.extend(Outcome(item=i, error=failure) for i in batch)
             continue
@@ -197,12 +201,11 @@ def _compute(
 
 def count_tokens(model: Model, texts: Sequence[str]) -> int:
     """Input tokens of a batch by the model's tokenizer; whitespace words otherwise."""
-    counter = getattr(model, "count_tokens", None)
-    if callable(counter):
+    if isinstance(model, TokenCounting):
         try:
-            return int(counter(texts))
+            return sum(model.token_lengths(texts))
         except Exception:
-            log.debug("count_tokens failed; counting words", exc_info=True)
+            log.debug("token_lengths failed; counting words", exc_info=True)
     return sum(len(t.split()) for t in texts)
 
 
@@ -228,14 +231,14 @@ def _store(
     noted in the ledger first so that a crash before the commit leaves no orphan."""
     finishes: list[Finish] = []
     large: dict[uuid.UUID, tuple[Finish, Any]] = {}
-    revisions = {name: ctx.registry.get(name).revision for name in ctx.models}
     for o in outcomes:
+        lane = ctx.lanes.get(ctx.lane_of(o.item) or "")
         done = Finish(
             job_id=uuid.UUID(o.item.job_id),
             status=JobStatus.SUCCEEDED,
             batch_size=sizes[o.item.job_id],
             worker_batch_id=worker_batch_id,
-            model_revision=revisions.get(o.item.model, "unknown"),
+            model_revision=lane.revision.name if lane else o.item.revision or "unknown",
         )
         if o.error is not None:
             finishes.append(
@@ -282,19 +285,22 @@ def _cache_entries(
 ) -> list[dict[str, Any]]:
     """Index rows for results this flush computed and may share.
 
-    The key is computed with this worker's model revision, the one that produced the
-    result: during a rolling upgrade a result is never filed under another revision.
+    The key is computed with the revision (and precision) of the lane that produced the
+    result: a result is never filed under another revision.
     """
     by_id = {uuid.UUID(i.job_id): i for i in items}
     scope_tenant = ctx.settings.cache_scope is CacheScope.TENANT
     entries = []
     for f in finishes:
         item = by_id[f.job_id]
+        lane = ctx.lanes.get(ctx.lane_of(item) or "")
         if f.job_id not in done or f.status is not JobStatus.SUCCEEDED or not item.cache:
+            continue
+        if lane is None:
             continue
         key = cache_key(
             model=item.model,
-            revision=f.model_revision,
+            revision=lane.revision.computed_by,
             task=item.task,
             params=item.params,
             text=item.text,
@@ -304,7 +310,7 @@ def _cache_entries(
             {
                 "cache_key": key,
                 "model": item.model,
-                "model_revision": f.model_revision,
+                "model_revision": lane.revision.computed_by,
                 "task": item.task,
                 "result_inline": f.result_inline,
                 "result_uri": f.result_uri,

@@ -16,12 +16,12 @@ from typing import Any
 from celery import Celery, signals
 
 from infq import metrics
+from infq.catalogue.catalogue import Catalogue
 from infq.settings import Settings
+from infq.work import TASK_NAME, WorkItem
 from workers.context import WorkerContext
 from workers.engine import Engine
-from workers.messages import TASK_NAME, WorkItem
 from workers.monitor import FlushEvents
-from workers.registry import ModelRegistry
 
 log = logging.getLogger("infq.worker")
 
@@ -34,15 +34,15 @@ class EngineHolder:
         self,
         settings: Settings,
         *,
-        registry: ModelRegistry,
-        model_names: list[str],
+        catalogue: Catalogue,
+        lanes: list[str],
         celery: Celery,
         hostname: str | None = None,
     ) -> None:
         self._settings = settings
         self._hostname = hostname
-        self._registry = registry
-        self._model_names = model_names
+        self._catalogue = catalogue
+        self._lanes = lanes
         self._celery = celery
         self._engine: Engine | None = None
         self._lock = threading.Lock()
@@ -53,8 +53,8 @@ class EngineHolder:
             if self._engine is None:
                 ctx = WorkerContext.build(
                     self._settings,
-                    registry=self._registry,
-                    model_names=self._model_names,
+                    catalogue=self._catalogue,
+                    lanes=self._lanes,
                     celery=self._celery,
                 )
                 events = (
@@ -89,15 +89,13 @@ def register(
     app: Celery,
     settings: Settings,
     *,
-    registry: ModelRegistry,
-    model_names: list[str],
+    catalogue: Catalogue,
+    lanes: list[str],
     hostname: str | None = None,
 ) -> EngineHolder:
     """Register the task and the process hooks on ``app``; ``hostname`` (the worker's
     node name) makes each flush visible in Flower as an ``infq.batch`` task."""
-    holder = EngineHolder(
-        settings, registry=registry, model_names=model_names, celery=app, hostname=hostname
-    )
+    holder = EngineHolder(settings, catalogue=catalogue, lanes=lanes, celery=app, hostname=hostname)
 
     def _init(**_: Any) -> None:
         holder.get()

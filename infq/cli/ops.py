@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from infq import metrics
+from infq.catalogue.catalogue import for_settings
 from infq.db.session import make_engine, make_sessionmaker
 from infq.logs import configure
 from infq.ops.autoscaler import WORKER_METRICS_OFFSET, Autoscaler
@@ -24,7 +25,6 @@ from infq.ops.health import UP_FILE, Health, collect
 from infq.ops.lag import LagProbe, LagWatcher
 from infq.ops.supervisor import Supervisor, infq_argv
 from infq.settings import Environment, Settings
-from workers.registry import default_registry
 
 console = Console()
 DEFAULT_METRICS_PORT = 9400
@@ -52,7 +52,7 @@ def autoscale(
     """Run a pool of local workers that follows the backlog (INFQ_AUTOSCALE_*)."""
     settings = Settings()
     configure(settings.log_level)
-    names = model or default_registry(settings.model_revisions).names
+    names = model or for_settings(settings).names
     engine = make_engine(settings.database)
     scaler = Autoscaler(settings, make_sessionmaker(engine), Supervisor(_sink()), models=names,
                         lag=LagWatcher(settings).start())  # fmt: skip
@@ -88,7 +88,7 @@ def up() -> None:
         supervisor.start(name, argv, env=env, meta={"service": name})
     engine = make_engine(settings.database)
     scaler = Autoscaler(settings, make_sessionmaker(engine), supervisor,
-                        models=default_registry(settings.model_revisions).names,
+                        models=for_settings(settings).names,
                         lag=LagWatcher(settings).start())  # fmt: skip
     metrics.serve(base + 3, what="infq up (autoscaler)")
     stop = threading.Event()

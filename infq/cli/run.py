@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infq.bootstrap import initialise
 from infq.bus import make_consumer, make_publisher
+from infq.catalogue.catalogue import batch_sizes, for_settings
 from infq.db.session import make_engine, make_sessionmaker
 from infq.dispatch.dispatcher import Dispatcher
 from infq.dispatch.scheduler import Scheduler
@@ -25,7 +26,6 @@ from infq.notify import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from workers.app import create_app
-from workers.registry import default_registry
 
 console = Console()
 
@@ -49,6 +49,7 @@ def _scheduler(settings: Settings, sessions: sessionmaker[Session], celery: Cele
         celery=celery,
         announcer=announcer,
         store=S3ResultStore.from_settings(settings),
+        batch_sizes=batch_sizes(for_settings(settings)),
     )
 
 
@@ -88,7 +89,7 @@ def dispatcher() -> None:
     scheduler = _scheduler(settings, sessions, celery) if settings.scheduler_in_dispatcher else None
     loop = Dispatcher(
         settings=settings,
-        registry=default_registry(settings.model_revisions),
+        catalogue=for_settings(settings),
         sessions=sessions,
         celery=celery,
         consumer=consumer,
@@ -130,7 +131,12 @@ def scheduler() -> None:
 
 def worker(
     model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", help="Model to serve (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model to serve, all its revisions, or one as MODEL@REVISION (repeatable).",
+        ),
     ] = None,
     concurrency: Annotated[
         int | None, typer.Option(help="Worker processes (default INFQ_WORKER_CONCURRENCY).")
@@ -142,13 +148,13 @@ def worker(
 
     settings = Settings()
     configure(settings.log_level)
-    registry = default_registry(settings.model_revisions)
-    names = [registry.get(m).name for m in model] if model else registry.names
+    catalogue = for_settings(settings)
+    names = [lane.name for lane in catalogue.lanes(model)]
     app = create_app(settings, models=names)
     # Loading torch and a model can take longer than Celery's 4 s default.
     app.conf.worker_proc_alive_timeout = 300
     nodename = f"infq-{os.getpid()}@{socket.gethostname()}"
-    register(app, settings, registry=registry, model_names=names, hostname=nodename)
+    register(app, settings, catalogue=catalogue, lanes=names, hostname=nodename)
     queues = ",".join(settings.model_queue(n) for n in names)
     argv = ["worker", "--queues", queues, "--pool", pool,
             "--concurrency", str(concurrency or settings.worker_concurrency),
@@ -208,8 +214,7 @@ def flower(
 
     settings = Settings()
     configure(settings.log_level)
-    registry = default_registry(settings.model_revisions)
-    app = create_app(settings, models=registry.names)
+    app = create_app(settings, models=[lane.name for lane in for_settings(settings).lanes()])
     user, password = credentials(settings)
     app.start(
         [

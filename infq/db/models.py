@@ -37,6 +37,8 @@ class Job(Base):
     model: Mapped[str] = mapped_column(String(128))
     task: Mapped[str | None] = mapped_column(String(64))
     model_revision: Mapped[str | None] = mapped_column(String(128))
+    # The job named its revision; a rollback moves only jobs the route chose.
+    revision_pinned: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     # The input is kept so that lost queue messages can be re-enqueued from Postgres.
     input: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

@@ -39,12 +39,14 @@ _HAND_OUT_SQL = text(
     """
     WITH RECURSIVE ready_tenants AS (
         (SELECT tenant_id FROM jobs
-          WHERE model = :model AND status = 'queued' AND lease_expires_at IS NULL
+          WHERE model = :model AND model_revision = :revision
+            AND status = 'queued' AND lease_expires_at IS NULL
             AND coalesced_into IS NULL
           ORDER BY tenant_id LIMIT 1)
         UNION ALL
         SELECT (SELECT j.tenant_id FROM jobs j
-                 WHERE j.model = :model AND j.status = 'queued'
+                 WHERE j.model = :model AND j.model_revision = :revision
+                   AND j.status = 'queued'
                    AND j.lease_expires_at IS NULL AND j.coalesced_into IS NULL
                    AND j.tenant_id > r.tenant_id
                  ORDER BY j.tenant_id LIMIT 1)
@@ -55,7 +57,8 @@ _HAND_OUT_SQL = text(
           FROM ready_tenants r
           CROSS JOIN LATERAL (
               SELECT j.job_id, j.tenant_id, j.priority, j.created_at FROM jobs j
-               WHERE j.model = :model AND j.tenant_id = r.tenant_id
+               WHERE j.model = :model AND j.model_revision = :revision
+                 AND j.tenant_id = r.tenant_id
                  AND j.status = 'queued' AND j.lease_expires_at IS NULL
                  AND j.coalesced_into IS NULL
                ORDER BY j.priority DESC, j.created_at, j.job_id
@@ -79,7 +82,8 @@ _HAND_OUT_SQL = text(
                     enqueued_at = now()
       FROM chosen
      WHERE jobs.job_id = chosen.job_id
-    RETURNING jobs.job_id, jobs.model, jobs.task, jobs.priority, jobs.tenant_id,
+    RETURNING jobs.job_id, jobs.model, jobs.model_revision, jobs.task, jobs.priority,
+              jobs.tenant_id,
               jobs.input, jobs.params, jobs.cache_key
     """
 )
@@ -91,6 +95,7 @@ class HandedOut:
 
     job_id: uuid.UUID
     model: str
+    revision: str
     task: str
     priority: int
     tenant: str
@@ -99,15 +104,21 @@ class HandedOut:
     cache: bool
 
 
-def hand_out(session: Session, *, model: str, limit: int, lease_s: float) -> list[HandedOut]:
-    """Lease up to ``limit`` ready jobs of ``model``: priority, then fair share, then age."""
+def hand_out(
+    session: Session, *, model: str, revision: str, limit: int, lease_s: float
+) -> list[HandedOut]:
+    """Lease up to ``limit`` ready jobs of one model revision: priority, then fair share,
+    then age."""
     if limit < 1:
         return []
-    rows = session.execute(_HAND_OUT_SQL, {"model": model, "n": limit, "lease_s": lease_s})
+    rows = session.execute(
+        _HAND_OUT_SQL, {"model": model, "revision": revision, "n": limit, "lease_s": lease_s}
+    )
     return [
         HandedOut(
             job_id=r.job_id,
             model=r.model,
+            revision=r.model_revision or "",
             task=r.task or "",
             priority=r.priority,
             tenant=r.tenant_id,
@@ -136,7 +147,8 @@ def release(session: Session, job_ids: Iterable[uuid.UUID], *, owner: str | None
 
 
 def live_slots(session: Session, *, stale_after_s: float) -> dict[str, int]:
-    """Worker slots per model whose process heartbeat is fresh and that take work."""
+    """Worker slots per lane (``model@revision``) whose process heartbeat is fresh and
+    that take work."""
     rows = session.execute(
         text(
             "SELECT m AS model, sum(slots) AS slots FROM worker_processes, unnest(models) AS m "
@@ -148,14 +160,15 @@ def live_slots(session: Session, *, stale_after_s: float) -> dict[str, int]:
     return {r.model: int(r.slots) for r in rows}
 
 
-def outstanding(session: Session, *, model: str) -> int:
-    """Jobs of ``model`` handed out or held but not yet computing (the window in use)."""
+def outstanding(session: Session, *, model: str, revision: str) -> int:
+    """Jobs of one model revision handed out or held but not yet computing (the window
+    in use)."""
     n = session.scalar(
         text(
-            "SELECT count(*) FROM jobs WHERE model = :model "
+            "SELECT count(*) FROM jobs WHERE model = :model AND model_revision = :revision "
             "AND lease_expires_at IS NOT NULL AND status = 'queued'"
         ),
-        {"model": model},
+        {"model": model, "revision": revision},
     )
     return int(n or 0)
 

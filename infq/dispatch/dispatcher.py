@@ -34,6 +34,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.bus import Message, Publisher
+from infq.catalogue.catalogue import Catalogue
 from infq.db import batches as batch_rows
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
@@ -41,6 +42,7 @@ from infq.db.batches import BatchKey
 from infq.db.models import Job
 from infq.dispatch.admission import plan
 from infq.dispatch.metering import count_admitted, count_dead_letters
+from infq.dispatch.routecache import RouteCache
 from infq.dispatch.seals import Seal, decode_seals
 from infq.dispatch.triage import (
     Accepted,
@@ -53,7 +55,6 @@ from infq.dispatch.triage import (
 from infq.notify import Announcer
 from infq.settings import Settings
 from schemas.events import DeadLetter, JobError, RecordSource
-from workers.registry import ModelRegistry
 
 log = logging.getLogger("infq.dispatcher")
 
@@ -78,7 +79,7 @@ class Dispatcher:
         self,
         *,
         settings: Settings,
-        registry: ModelRegistry,
+        catalogue: Catalogue,
         sessions: sessionmaker[Session],
         celery: Celery,
         consumer: KafkaConsumer,
@@ -86,8 +87,9 @@ class Dispatcher:
         on_recorded: Callable[[], None] = lambda: None,
     ) -> None:
         self.settings = settings
-        self.registry = registry
+        self.catalogue = catalogue
         self.sessions = sessions
+        self.routes = RouteCache(sessions)
         self.consumer = consumer
         self.publisher = publisher
         self.on_recorded = on_recorded
@@ -162,7 +164,9 @@ class Dispatcher:
         seal_records = [r for r in records if r.topic == self.settings.batches_topic]
         job_records = [r for r in records if r.topic != self.settings.batches_topic]
         seals, bad_seals = decode_seals(seal_records)
-        accepted, rejected = triage(job_records, registry=self.registry, limits=self.limits)
+        accepted, rejected = triage(
+            job_records, catalogue=self.catalogue, limits=self.limits, routes=self.routes.get()
+        )
         rejected += bad_seals
         written = self._write_isolating([*seals, *accepted, *rejected])
         rejected = [r for r in rejected if r.record not in written.refused] + list(

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from infq.catalogue.catalogue import lane_name
 from infq.db.scheduling import HandedOut
 from infq.settings import Settings
-from workers.batching import chunked
-from workers.messages import TASK_NAME, WorkItem, celery_priority
+from infq.work import TASK_NAME, WorkItem, celery_priority, chunked
 
 
 def work_item(job: HandedOut) -> WorkItem:
@@ -23,23 +23,25 @@ def work_item(job: HandedOut) -> WorkItem:
         params=job.params,
         cache=job.cache,
         tenant=job.tenant,
+        revision=job.revision,
     )
 
 
 def publish_jobs(celery: Celery, settings: Settings, jobs: Sequence[HandedOut]) -> int:
-    """Send jobs to ``infq.model.<model>``, ``dispatch_chunk_size`` per message; returns
-    the number of messages. One broker connection for all of them."""
+    """Send jobs to their lane's queue (``infq.model.<model>@<revision>``),
+    ``dispatch_chunk_size`` per message; returns the number of messages. One broker
+    connection for all of them."""
     groups: dict[tuple[str, int], list[HandedOut]] = defaultdict(list)
     for job in jobs:
-        groups[(job.model, job.priority)].append(job)
+        groups[(lane_name(job.model, job.revision), job.priority)].append(job)
     messages = 0
     with celery.producer_or_acquire() as producer:
-        for (model, priority), members in groups.items():
+        for (lane, priority), members in groups.items():
             for chunk in chunked(members, settings.dispatch_chunk_size):
                 celery.send_task(
                     TASK_NAME,
                     args=[[work_item(j).to_wire() for j in chunk]],
-                    queue=settings.model_queue(model),
+                    queue=settings.model_queue(lane),
                     priority=celery_priority(priority),
                     producer=producer,
                 )

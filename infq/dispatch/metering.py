@@ -24,7 +24,7 @@ def count_admitted(
     for a in accepted:
         if a.job_id not in inserted:
             continue
-        model = a.spec.name
+        model = a.entry.name
         f.jobs.labels(status="received", model=model, tenant=a.tenant).inc()
         if a.job_id in hit:
             f.cache_hits.labels(model=model, tenant=a.tenant).inc()

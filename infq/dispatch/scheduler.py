@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.catalogue.catalogue import split_lane
 from infq.db import batches as batch_rows
 from infq.db import ledger, scheduling
 from infq.db import webhooks as webhook_rows
@@ -73,8 +74,11 @@ class Scheduler:
         celery: Celery,
         announcer: Announcer,
         store: ResultStore,
+        batch_sizes: dict[str, int] | None = None,
     ) -> None:
         self.settings = settings
+        # Per-model max batch sizes from the catalogue (windows are counted in batches).
+        self.batch_sizes = batch_sizes or {}
         self.sessions = sessions
         self.celery = celery
         self.announcer = announcer
@@ -132,17 +136,22 @@ class Scheduler:
         with self.sessions.begin() as session:
             slots = scheduling.live_slots(session, stale_after_s=s.lease_s)
             picked = []
-            for model, n in slots.items():
-                # One scheduler at a time per model (others skip it this tick), and the
+            for lane, n in slots.items():
+                # One scheduler at a time per lane (others skip it this tick), and the
                 # window in use counted after taking the lock: several schedulers never
                 # hand out more than the window between them.
-                if not scheduling.try_lead(session, name=f"hand-out:{model}"):
+                if not scheduling.try_lead(session, name=f"hand-out:{lane}"):
                     continue
+                model, revision = split_lane(lane)
                 size = window_size(
-                    slots=n, max_batch_size=s.max_batch_size, window_batches=s.window_batches
+                    slots=n,
+                    max_batch_size=self.batch_sizes.get(model, s.max_batch_size),
+                    window_batches=s.window_batches,
                 )
-                room = size - scheduling.outstanding(session, model=model)
-                picked += scheduling.hand_out(session, model=model, limit=room, lease_s=s.lease_s)
+                room = size - scheduling.outstanding(session, model=model, revision=revision)
+                picked += scheduling.hand_out(
+                    session, model=model, revision=revision, limit=room, lease_s=s.lease_s
+                )
         if not picked:
             return
         try:

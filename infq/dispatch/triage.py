@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -17,11 +18,13 @@ from typing import Any
 import orjson
 
 from infq.cache.key import CacheScope, cache_key
+from infq.catalogue.catalogue import Catalogue
+from infq.catalogue.entries import Entry, Revision
+from infq.catalogue.routing import choose
 from infq.errors import RejectedRecord
 from infq.webhooks.urls import RefusedCallbackUrl, check_syntax
 from schemas.jobs import JobRequest, decode_job_request
 from schemas.storable import printable
-from workers.registry import ModelRegistry, ModelSpec
 
 DEFAULT_TENANT = "default"
 
@@ -57,7 +60,8 @@ class Accepted:
 
     job_id: uuid.UUID
     request: JobRequest
-    spec: ModelSpec
+    entry: Entry
+    revision: Revision
     task: str
     params: dict[str, Any]
     record: Record
@@ -77,9 +81,10 @@ class Accepted:
             "cache_key": self.cache_key,
             "batch_id": r.batch_id,
             "status": "queued",
-            "model": self.spec.name,
+            "model": self.entry.name,
             "task": self.task,
-            "model_revision": self.spec.revision,
+            "model_revision": self.revision.name,
+            "revision_pinned": self.request.revision is not None,
             "priority": r.priority,
             "input": r.input.model_dump(),
             "params": self.params,
@@ -171,7 +176,32 @@ class Limits:
     cache_scope: CacheScope = CacheScope.TENANT
 
 
-def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Accepted | Rejection:
+Routes = Mapping[str, Mapping[str, int]]
+
+
+def pick_revision(entry: Entry, request: JobRequest, job_id: uuid.UUID, routes: Routes) -> Revision:
+    """The job's pinned revision, else the one its model's route gives its id."""
+    if request.revision is not None:
+        try:
+            return entry.revision(request.revision)
+        except KeyError:
+            known = ", ".join(r.name for r in entry.revisions)
+            raise RejectedRecord(
+                "unknown_revision",
+                f"model {entry.name!r} has no revision {request.revision!r}; revisions: {known}",
+            ) from None
+    route = routes.get(entry.name) or entry.default_route
+    name = choose(route, job_id=str(job_id), model=entry.name)
+    try:
+        return entry.revision(name)
+    except KeyError:
+        # A stored route naming a revision the catalogue dropped: the default route.
+        return entry.revision(choose(entry.default_route, job_id=str(job_id), model=entry.name))
+
+
+def triage_one(
+    record: Record, *, catalogue: Catalogue, limits: Limits, routes: Routes | None = None
+) -> Accepted | Rejection:
     """Validate one record end to end."""
     request: JobRequest | None = None
     try:
@@ -189,9 +219,10 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
                 check_syntax(str(request.webhook_url))
             except RefusedCallbackUrl as e:
                 raise RejectedRecord("invalid_webhook_url", e.reason) from e
-        spec, task, params = registry.check_job(
+        entry, task, params = catalogue.check_job(
             model=request.model, task=request.task, params=request.params
         )
+        revision = pick_revision(entry, request, job_id_of(request, record), routes or {})
     except RejectedRecord as e:
         # A value too broken to read (invalid UTF-8, say) still names its job in the key.
         job_id = e.job_id or key_job_id(record.key)
@@ -210,8 +241,8 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
     key = None
     if request.cache:
         key = cache_key(
-            model=spec.name,
-            revision=spec.revision,
+            model=entry.name,
+            revision=revision.computed_by,
             task=task,
             params=params,
             text=request.input.text,
@@ -220,7 +251,8 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
     return Accepted(
         job_id=job_id_of(request, record),
         request=request,
-        spec=spec,
+        entry=entry,
+        revision=revision,
         task=task,
         params=params,
         record=record,
@@ -229,7 +261,7 @@ def triage_one(record: Record, *, registry: ModelRegistry, limits: Limits) -> Ac
 
 
 def triage(
-    records: list[Record], *, registry: ModelRegistry, limits: Limits
+    records: list[Record], *, catalogue: Catalogue, limits: Limits, routes: Routes | None = None
 ) -> tuple[list[Accepted], list[Rejection]]:
     """Split records. A job id seen twice in one poll keeps its first record; the second
     is dropped when it asks the same (a redelivery) and refused when it asks for
@@ -237,7 +269,7 @@ def triage(
     accepted: dict[uuid.UUID, Accepted] = {}
     rejected: list[Rejection] = []
     for record in records:
-        outcome = triage_one(record, registry=registry, limits=limits)
+        outcome = triage_one(record, catalogue=catalogue, limits=limits, routes=routes)
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
             continue

@@ -42,11 +42,11 @@ _STAGES_SQL = text(
 
 _WORKERS_SQL = text(
     """
-    SELECT m AS model, count(*) AS processes, sum(jobs_done) AS jobs_done,
-           sum(busy_s) AS busy_s
-      FROM worker_processes, unnest(models) AS m
-     WHERE heartbeat_at > now() - make_interval(secs => :stale)
-     GROUP BY m
+    SELECT model, count(*) AS processes, sum(jobs_done) AS jobs_done, sum(busy_s) AS busy_s
+      FROM (SELECT DISTINCT process_id, split_part(m, '@', 1) AS model, jobs_done, busy_s
+              FROM worker_processes, unnest(models) AS m  -- lanes: model@revision
+             WHERE heartbeat_at > now() - make_interval(secs => :stale)) AS p
+     GROUP BY model
     """
 )
 

@@ -22,6 +22,8 @@ from tests.integration.harness import isolated_env, settings_for
 pytestmark = pytest.mark.integration
 
 MODEL = "echo"
+REVISION = "echo-1"
+LANE = f"{MODEL}@{REVISION}"
 
 
 @pytest.fixture
@@ -42,6 +44,7 @@ def add_jobs(
             "tenant_id": tenant,
             "status": "queued",
             "model": MODEL,
+            "model_revision": REVISION,
             "task": "echo",
             "priority": priority,
             "input": {"text": f"{tenant} {i}"},
@@ -56,7 +59,12 @@ def add_jobs(
 
 def hand_out(db: sessionmaker[Session], n: int) -> list[uuid.UUID]:
     with db.begin() as session:
-        return [j.job_id for j in scheduling.hand_out(session, model=MODEL, limit=n, lease_s=30)]
+        return [
+            j.job_id
+            for j in scheduling.hand_out(
+                session, model=MODEL, revision=REVISION, limit=n, lease_s=30
+            )
+        ]
 
 
 def test_a_big_tenant_does_not_starve_a_small_one(db: sessionmaker[Session]) -> None:
@@ -123,7 +131,7 @@ def test_windows_count_live_slots_and_outstanding_jobs(db: sessionmaker[Session]
     with db.begin() as session:
         for n in range(2):
             scheduling.heartbeat(session, process_id=f"p{n}", hostname="h", pid=n,
-                                 models=[MODEL], held=[], lease_s=30)  # fmt: skip
+                                 models=[LANE], held=[], lease_s=30)  # fmt: skip
         session.execute(
             text(
                 "UPDATE worker_processes SET heartbeat_at = now() - interval '1 hour' "
@@ -132,14 +140,14 @@ def test_windows_count_live_slots_and_outstanding_jobs(db: sessionmaker[Session]
         )
     hand_out(db, 7)
     with db() as session:
-        assert scheduling.live_slots(session, stale_after_s=30) == {MODEL: 1}
-        assert scheduling.outstanding(session, model=MODEL) == 7
+        assert scheduling.live_slots(session, stale_after_s=30) == {LANE: 1}
+        assert scheduling.outstanding(session, model=MODEL, revision=REVISION) == 7
 
 
 def test_an_object_its_dead_writer_never_recorded_is_reported(db: sessionmaker[Session]) -> None:
     with db.begin() as session:
         scheduling.heartbeat(session, process_id="alive", hostname="h", pid=1,
-                             models=[MODEL], held=[], lease_s=30)  # fmt: skip
+                             models=[LANE], held=[], lease_s=30)  # fmt: skip
         ledger.note(session, uri="s3://b/alive.jsonl", owner="alive")
         ledger.note(session, uri="s3://b/dead.jsonl", owner="dead")
         ledger.note(session, uri="s3://b/recorded.jsonl", owner="dead")
@@ -154,23 +162,23 @@ def test_a_worker_whose_lease_passed_on_is_fenced_and_leaves_no_object(
 ) -> None:
     import threading
 
+    from infq.catalogue.catalogue import Catalogue, builtin_entries
+    from infq.work import WorkItem
     from workers.app import create_app
     from workers.context import WorkerContext
-    from workers.messages import WorkItem
     from workers.pipeline import process
-    from workers.registry import default_registry
 
     # Given worker A computing a slow batch in an infq of its own (every result in S3)
     env = isolated_env(stack_env, settings, name="fence",
                        extra={"INFQ_INLINE_RESULT_MAX_BYTES": "0"})  # fmt: skip
     own = settings_for(env)
     ctx = WorkerContext.build(
-        own, registry=default_registry(), model_names=["echo"], celery=create_app(own)
+        own, catalogue=Catalogue(builtin_entries()), lanes=["echo"], celery=create_app(own)
     )
     db = ctx.sessions
     ids = add_jobs(db, "t", 3, start=datetime.now(UTC))
     items = [
-        WorkItem(job_id=str(i), model=MODEL, task="echo", text=f"t {n}",
+        WorkItem(job_id=str(i), model=MODEL, revision=REVISION, task="echo", text=f"t {n}",
                  params={"upper": False, "fail": False, "delay_ms": 1500})
         for n, i in enumerate(ids)
     ]  # fmt: skip
@@ -234,7 +242,7 @@ def test_schedulers_take_turns_per_model_so_the_window_holds(
     add_jobs(db, "t", 500, start=datetime.now(UTC))
     with db.begin() as session:
         scheduling.heartbeat(session, process_id="w", hostname="h", pid=1,
-                             models=[MODEL], held=[], lease_s=60)  # fmt: skip
+                             models=[LANE], held=[], lease_s=60)  # fmt: skip
     celery = create_app(own)
     announcer = Announcer(settings=own, sessions=db, publisher=None, celery=celery)  # type: ignore[arg-type]
     scheduler = Scheduler(settings=own, sessions=db, celery=celery, announcer=announcer,
@@ -243,7 +251,7 @@ def test_schedulers_take_turns_per_model_so_the_window_holds(
 
     # While another scheduler is handing out this model, this one skips it
     with db.begin() as other:
-        assert scheduling.try_lead(other, name=f"hand-out:{MODEL}")
+        assert scheduling.try_lead(other, name=f"hand-out:{LANE}")
         report = TickReport()
         scheduler.hand_out(report)
         assert report.handed_out == 0

@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infq.errors import PermanentFailure
-from workers.batching import chunked, params_key, plan_batches, run_bisecting
+from infq.work import chunked
+from workers.batching import params_key, plan_batches, run_bisecting
 
 # (id, group, length): ids are unique so "appears exactly once" is checkable.
 Item = tuple[int, str, int]

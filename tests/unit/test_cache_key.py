@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infq.cache.key import cache_key
+from infq.catalogue.catalogue import Catalogue, builtin_entries
 from infq.db.models import CachedResult
 from infq.dispatch.admission import plan
 from infq.dispatch.triage import Accepted, Limits, Record, triage
-from workers.registry import default_registry
 
 BASE: dict[str, Any] = {
     "model": "m",
@@ -83,7 +83,7 @@ def _records(texts: list[str]) -> list[Record]:
 def test_plan_hits_leaders_and_followers() -> None:
     accepted, _ = triage(
         _records(["a", "b", "a", "c", "b"]),
-        registry=default_registry(),
+        catalogue=Catalogue(builtin_entries()),
         limits=Limits(max_record_bytes=1 << 20, max_input_bytes=100),
     )
     by_text: dict[str, list[Accepted]] = {}

@@ -1,4 +1,4 @@
-"""The ``echo`` pipeline-test model (:mod:`workers.models.echo`)."""
+"""The ``echo`` pipeline-test model (:mod:`workers.adapters.echo`)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from infq.errors import PermanentFailure
+from workers.adapters.echo import EchoModel
 from workers.batching import run_bisecting
-from workers.models.echo import EchoModel, load
 
 
 def test_echo_returns_each_text_and_its_length_in_characters() -> None:
-    model = load(device="cpu")
+    model = EchoModel(device="cpu")
     assert isinstance(model, EchoModel)
     assert model.predict("echo", ["hi", "héllo", ""], {}) == [
         {"text": "hi", "length": 2},

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.messages import WorkItem, celery_priority
+from infq.work import WorkItem, celery_priority
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=10)
 work_items = st.builds(

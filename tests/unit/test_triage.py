@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from infq.cache.key import cache_key
+from infq.catalogue.catalogue import Catalogue, builtin_entries
 from infq.dispatch.triage import (
     Accepted,
     Limits,
@@ -20,10 +21,10 @@ from infq.dispatch.triage import (
     triage,
     triage_one,
 )
-from workers.registry import MINILM, default_registry
 
 JOB_ID = uuid.UUID("0b7f3c9e-4a4e-4f57-9a53-2f1f5f1d2c11")
-REGISTRY = default_registry()
+REGISTRY = Catalogue(builtin_entries())
+MINILM = REGISTRY.get("all-MiniLM-L6-v2")
 
 
 def record(value: bytes | dict[str, Any] | list[Any] | None, **where: Any) -> Record:
@@ -41,7 +42,7 @@ def job(**changes: Any) -> dict[str, Any]:
 
 def one(rec: Record, *, max_record_bytes: int = 1 << 20, max_input_bytes: int = 64) -> Any:
     limits = Limits(max_record_bytes=max_record_bytes, max_input_bytes=max_input_bytes)
-    return triage_one(rec, registry=REGISTRY, limits=limits)
+    return triage_one(rec, catalogue=REGISTRY, limits=limits)
 
 
 def rejected(rec: Record, **limits: int) -> Rejection:
@@ -59,7 +60,8 @@ def accepted(rec: Record, **limits: int) -> Accepted:
 def test_valid_record_is_accepted_with_canonical_model_and_default_task() -> None:
     got = accepted(record(job(model="sentence-transformers/all-MiniLM-L6-v2")))
     assert got.job_id == JOB_ID
-    assert got.spec == MINILM
+    assert got.entry == MINILM
+    assert got.revision == MINILM.revisions[0]
     assert got.task == "embed"
     assert got.params == {"normalize": True}
 
@@ -152,7 +154,7 @@ def test_duplicate_job_ids_in_one_poll_keep_the_first_record() -> None:
         record(job(), offset=5),  # same id, same content: a redelivery
     ]
     ok, refused = triage(
-        records, registry=REGISTRY, limits=Limits(max_record_bytes=1 << 20, max_input_bytes=64)
+        records, catalogue=REGISTRY, limits=Limits(max_record_bytes=1 << 20, max_input_bytes=64)
     )
     assert [a.record.offset for a in ok] == [1, 4]
     assert [(r.record.offset, r.code) for r in refused] == [
@@ -204,6 +206,7 @@ def test_accepted_row_holds_the_normalised_job() -> None:
         "model": "echo",
         "task": "echo",
         "model_revision": "echo-1",
+        "revision_pinned": False,
         "priority": 7,
         "input": {"text": "hi"},
         "params": {"upper": True, "fail": False, "delay_ms": 0},

@@ -10,7 +10,14 @@ from infq.errors import PermanentFailure
 
 
 class EchoModel:
-    """Returns each text (optionally upper-cased) and its length."""
+    """Returns each text (optionally upper-cased) and its length.
+
+    Built by the catalogue's ``factory`` source like any custom model (it takes the
+    entry's options as keywords and ignores them).
+    """
+
+    def __init__(self, **options: Any) -> None:
+        del options
 
     def predict(self, task: str, texts: Sequence[str], params: dict[str, Any]) -> list[Any]:
         """One small dict per text; ``fail`` raises for the whole call, like a real error;
@@ -22,9 +29,3 @@ class EchoModel:
             raise PermanentFailure("echo_fail", "echo was asked to fail (params.fail=true)")
         upper = bool(params.get("upper"))
         return [{"text": t.upper() if upper else t, "length": len(t)} for t in texts]
-
-
-def load(*, device: str) -> EchoModel:
-    """Loader named by the registry; ``device`` is irrelevant for echo."""
-    del device
-    return EchoModel()

@@ -1,4 +1,4 @@
-"""Model lookup and edge validation in :mod:`workers.registry` (metadata only, no torch)."""
+"""Model lookup and edge validation in :mod:`infq.catalogue` (metadata only, no torch)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ from typing import Any
 
 import pytest
 
+from infq.catalogue.catalogue import Catalogue, builtin_entries
+from infq.catalogue.entries import Entry
 from infq.errors import InfqError, RejectedRecord, UnknownModel
-from workers.models.echo import EchoModel
-from workers.registry import ECHO, MINILM, ModelRegistry, ModelSpec, default_registry
+from workers.adapters.echo import EchoModel
+from workers.loading import load_lane
 
-REGISTRY = default_registry()
+REGISTRY = Catalogue(builtin_entries())
+MINILM = REGISTRY.get("all-MiniLM-L6-v2")
+ECHO = REGISTRY.get("echo")
 
 
 @pytest.mark.parametrize(
@@ -24,7 +28,7 @@ REGISTRY = default_registry()
         ("ECHO", ECHO),
     ],
 )
-def test_get_is_case_insensitive_and_knows_aliases(name: str, expected: ModelSpec) -> None:
+def test_get_is_case_insensitive_and_knows_aliases(name: str, expected: Entry) -> None:
     assert REGISTRY.get(name) == expected
 
 
@@ -86,28 +90,29 @@ def test_check_job_refuses_bad_params_naming_the_field(params: dict[str, Any], w
     assert caught.value.message.endswith("(model 'all-MiniLM-L6-v2')")
 
 
-def test_a_registry_resolves_every_alias_of_its_own_specs() -> None:
-    spec = ModelSpec(
-        name="Tiny",
-        tasks=("echo", "embed"),
-        loader="workers.models.echo:load",
-        revision="t-1",
-        params=ECHO.params,
-        aliases=("org/tiny", "tiny-v1"),
+def test_a_catalogue_resolves_every_alias_of_its_own_entries() -> None:
+    entry = Entry.model_validate(
+        {
+            "name": "Tiny",
+            "task": "echo",
+            "factory": "workers.adapters.echo:EchoModel",
+            "revision": "t-1",
+            "aliases": ["org/tiny", "tiny-v1"],
+        }
     )
-    registry = ModelRegistry([spec])
-    assert registry.get("ORG/TINY") is registry.get("tiny-v1") is registry.get("tiny") is spec
-    assert spec.default_task == "echo"
-    assert registry.names == ["Tiny"]
+    catalogue = Catalogue([entry])
+    assert catalogue.get("ORG/TINY") is catalogue.get("tiny-v1") is catalogue.get("tiny") is entry
+    assert catalogue.names == ["Tiny"]
+    assert [lane.name for lane in catalogue.lanes()] == ["Tiny@t-1"]
 
 
-def test_load_imports_the_loader_named_by_the_spec() -> None:
-    assert isinstance(ECHO.load(device="cpu"), EchoModel)
+def test_load_imports_the_factory_named_by_the_entry() -> None:
+    assert isinstance(load_lane(REGISTRY.lanes(["echo"])[0], device="cpu"), EchoModel)
 
 
 def test_revision_overrides_apply_and_unknown_names_are_refused() -> None:
-    bumped = default_registry({"echo": "echo-2"})
-    assert bumped.get("echo").revision == "echo-2"
-    assert bumped.get("all-MiniLM-L6-v2").revision == MINILM.revision
+    bumped = REGISTRY.with_revisions({"echo": "echo-2"})
+    assert [r.name for r in bumped.get("echo").revisions] == ["echo-2"]
+    assert bumped.get("all-MiniLM-L6-v2").revisions == MINILM.revisions
     with pytest.raises(UnknownModel):
-        default_registry({"minilm": "x"})
+        REGISTRY.with_revisions({"minilm": "x"})

@@ -1,15 +1,18 @@
-"""The Celery message between dispatcher and worker: a chunk of jobs, as plain JSON.
+"""The Celery message between scheduler and worker: a chunk of jobs, as plain JSON.
 
-One message carries up to ``dispatch_chunk_size`` jobs, so the broker sees one round
-trip per chunk instead of one per job.
+Torch-free and below both sides. One message carries up to ``dispatch_chunk_size``
+jobs of one lane (model revision), so the broker sees one round trip per chunk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 TASK_NAME = "infq.run_jobs"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -23,12 +26,14 @@ class WorkItem:
     params: dict[str, Any]
     cache: bool = False
     tenant: str = "default"
+    revision: str = ""
 
     def to_wire(self) -> dict[str, Any]:
         """JSON-able dict for the Celery message."""
         return {
             "job_id": self.job_id,
             "model": self.model,
+            "revision": self.revision,
             "task": self.task,
             "text": self.text,
             "params": self.params,
@@ -42,6 +47,7 @@ class WorkItem:
         return cls(
             job_id=str(data["job_id"]),
             model=str(data["model"]),
+            revision=str(data.get("revision") or ""),
             task=str(data["task"]),
             text=str(data["text"]),
             params=dict(data.get("params") or {}),
@@ -53,3 +59,11 @@ class WorkItem:
 def celery_priority(job_priority: int) -> int:
     """Map infq's 0 (normal) … 9 (urgent) to Redis transport priorities (0 = first)."""
     return 9 - job_priority
+
+
+def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
