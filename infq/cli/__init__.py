@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from infq.cli import admin, jobs, ops, run, stack
+from infq.cli import admin, jobs, models, ops, run, stack
 from infq.cli.demo import demo
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(admin.tenants_app, name="tenants")
 app.add_typer(admin.webhooks_app, name="webhooks")
 app.add_typer(admin.cache_app, name="cache")
+app.add_typer(models.app, name="models")
 app.command("init")(run.init)
 app.command("dispatcher")(run.dispatcher)
 app.command("scheduler")(run.scheduler)

@@ -61,8 +61,9 @@ TORCH_DTYPES = {
 def load_module(auto_class: Any, spec: LoadSpec) -> torch.nn.Module:
     """Weights from ``spec.folder`` (offline) on the device, in the revision's precision.
 
-    ``int8`` is PyTorch dynamic quantization: Linear weights stored as int8, activations
-    quantized per batch. It exists for CPU only, so asking for it on CUDA is an error.
+    ``int8`` is PyTorch dynamic quantization: Linear weights stored as int8 with a scale
+    per output channel, activations quantized per batch. It exists for CPU only, so
+    asking for it on CUDA is an error.
     """
     if spec.folder is None:
         raise ConfigurationError(f"{spec.where()}: this task needs a path or package source")
@@ -77,8 +78,11 @@ def load_module(auto_class: Any, spec: LoadSpec) -> torch.nn.Module:
     )
     module.to(spec.device).eval()
     if spec.dtype is DType.INT8:
+        # Per-channel scales: on MiniLM, cosine to float32 averages 0.975 against 0.936
+        # with one scale per tensor, at the same speed.
+        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
         module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-            module, {torch.nn.Linear}, dtype=torch.qint8
+            module, {torch.nn.Linear: qconfig}, dtype=torch.qint8
         )
     return module  # type: ignore[no-any-return]
 
