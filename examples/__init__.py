@@ -1,0 +1,1 @@
+"""Examples: a custom model (:mod:`examples.custom_model`) and a catalogue file."""
