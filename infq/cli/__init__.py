@@ -3,10 +3,13 @@ passes them down; nothing connects before a command runs."""
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from infq.cli import admin, jobs, models, ops, run, stack
 from infq.cli.demo import demo
+from infq.errors import ConfigurationError, StackError, UnknownModel
 
 app = typer.Typer(
     name="infq",
@@ -36,5 +39,10 @@ app.command("demo")(demo)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: an expected error (a setting, the model catalogue, the
+    local stack) is one line on stderr and exit status 2, not a traceback."""
+    try:
+        app()
+    except (ConfigurationError, StackError, UnknownModel) as e:
+        print(f"infq: error: {e}", file=sys.stderr)
+        sys.exit(2)

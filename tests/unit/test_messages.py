@@ -1,4 +1,4 @@
-"""The Celery message between dispatcher and worker (:mod:`workers.messages`)."""
+"""The Celery message between scheduler and worker (:mod:`infq.work`)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ work_items = st.builds(
     task=st.text(min_size=1, max_size=10),
     text=st.text(max_size=50),
     params=st.dictionaries(st.text(max_size=8), json_scalars, max_size=5),
+    revision=st.text(max_size=12),
 )
 
 

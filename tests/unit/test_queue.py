@@ -109,3 +109,47 @@ def test_the_queue_cuts_similar_lengths_together() -> None:
     assert queue.take(timeout_s=0) == ["ccc", "ddd"]
     assert queue.take(timeout_s=0) == ["a", "ee"]
     assert queue.take(timeout_s=0) == ["bbbbbbbbb"]
+
+
+@given(
+    lengths=st.lists(st.integers(1, 500), min_size=1, max_size=200),
+    size=st.integers(1, 64),
+    budget=st.integers(1, 5000),
+)
+def test_a_token_budget_bounds_the_padded_batch_but_never_starves_the_oldest(
+    lengths: list[int], size: int, budget: int
+) -> None:
+    chosen = pick_batch(lengths, max_batch_size=size, max_batch_tokens=budget)
+    assert chosen[0] == 0
+    assert len(chosen) <= size
+    if len(chosen) > 1:
+        assert max(lengths[i] for i in chosen) * len(chosen) <= budget
+
+
+def test_a_full_token_budget_cuts_at_once_and_groups_never_mix() -> None:
+    from workers.queue import BatchPolicy
+
+    policies = {
+        "long": BatchPolicy(max_batch_size=64, max_wait_s=3600, max_batch_tokens=100),
+        "short": BatchPolicy(max_batch_size=64, max_wait_s=0.01),
+    }
+    now = [0.0]
+    queue: BatchQueue[tuple[str, int]] = BatchQueue(
+        max_batch_size=64,
+        max_wait_s=3600,
+        capacity=1000,
+        clock=lambda: now[0],
+        group_of=lambda item: item[0],
+        policy_of=lambda group: policies[str(group)],
+    )
+    # Given 5 inputs of 40 tokens for a model with a 100-token budget, and one short job
+    queue.put([("long", n) for n in range(5)], lengths=[40] * 5)
+    queue.put([("short", 0)], lengths=[3])
+    # Then the budget makes a batch of 2 (80 padded tokens) at once, of one group only
+    assert queue.take(timeout_s=0) == [("long", 0), ("long", 1)]
+    assert queue.take(timeout_s=0) == [("long", 2), ("long", 3)]
+    # And the short job's own max wait cuts it, while one long input waits its hour
+    now[0] = 0.02
+    assert queue.take(timeout_s=0) == [("short", 0)]
+    assert queue.take(timeout_s=0) == []
+    assert len(queue) == 1

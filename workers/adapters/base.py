@@ -61,9 +61,9 @@ TORCH_DTYPES = {
 def load_module(auto_class: Any, spec: LoadSpec) -> torch.nn.Module:
     """Weights from ``spec.folder`` (offline) on the device, in the revision's precision.
 
-    ``int8`` is PyTorch dynamic quantization: Linear weights stored as int8 with a scale
-    per output channel, activations quantized per batch. It exists for CPU only, so
-    asking for it on CUDA is an error.
+    ``int8`` is PyTorch dynamic quantization (:func:`int8_layers`): Linear weights
+    stored as int8, activations quantized per batch. It exists for CPU only, so asking
+    for it on CUDA is an error.
     """
     if spec.folder is None:
         raise ConfigurationError(f"{spec.where()}: this task needs a path or package source")
@@ -78,13 +78,27 @@ def load_module(auto_class: Any, spec: LoadSpec) -> torch.nn.Module:
     )
     module.to(spec.device).eval()
     if spec.dtype is DType.INT8:
-        # Per-channel scales: on MiniLM, cosine to float32 averages 0.975 against 0.936
-        # with one scale per tensor, at the same speed.
-        qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
         module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
-            module, {torch.nn.Linear: qconfig}, dtype=torch.qint8
+            module, int8_layers(module), dtype=torch.qint8
         )
     return module  # type: ignore[no-any-return]
+
+
+def int8_layers(module: torch.nn.Module) -> dict[str, Any]:
+    """Linear layers to quantize, each with per-output-channel weight scales.
+
+    Down projections (more inputs than outputs, e.g. a transformer's feed-forward
+    output) stay in float: their inputs carry the largest activation outliers, which a
+    per-batch activation scale handles worst. On MiniLM (this machine, 515 texts): all
+    layers per tensor gave cosine 0.936 mean; all per channel 0.974 mean, 0.864 min,
+    1.57x float32; without down projections 0.986 mean, 0.937 min, 1.44x.
+    """
+    qconfig = torch.ao.quantization.per_channel_dynamic_qconfig
+    return {
+        name: qconfig
+        for name, layer in module.named_modules()
+        if isinstance(layer, torch.nn.Linear) and layer.in_features <= layer.out_features
+    }
 
 
 def load_tokenizer(spec: LoadSpec, **kwargs: Any) -> Any:
