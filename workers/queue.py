@@ -154,8 +154,9 @@ class BatchQueue(Generic[T]):
                     batch = self._cut(due[1])
                     self._cond.notify_all()
                     return batch
-                left = due[0] if due is not None else deadline - now
-                if due is None and left <= 0:
+                # Wake for the next group due or the caller's deadline, whichever first.
+                left = min(due[0], deadline - now) if due is not None else deadline - now
+                if left <= 0:
                     return []
                 self._cond.wait(left)
 
