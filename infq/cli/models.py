@@ -182,11 +182,10 @@ def check(
         device=resolve_device(device),
         batch_size=batch_size,
     )
-    table = Table("lane", "precision", "texts", "jobs/s", "vs float32", report.agreement)
-    table.add_row(report.lane, "float32", str(report.texts),
-                  f"{report.reference_jobs_per_s:.0f}", "1.00x", "reference")  # fmt: skip
-    table.add_row(report.lane, report.dtype, str(report.texts),
-                  f"{report.candidate_jobs_per_s:.0f}", f"{report.speedup:.2f}x",
+    title = f"{report.lane} on {report.device}, {report.texts} texts, batches of {batch_size}"
+    table = Table("precision", "jobs/s", "vs float32", report.agreement, title=title)
+    table.add_row("float32", f"{report.reference_jobs_per_s:.0f}", "1.00x", "reference")
+    table.add_row(report.dtype, f"{report.candidate_jobs_per_s:.0f}", f"{report.speedup:.2f}x",
                   f"mean {report.agreement_mean:.4f}, min {report.agreement_min:.4f}")  # fmt: skip
     console.print(table)
-    console.print(f"device {report.device}, batches of {report.batch_size}, best of 3 rounds each")
+    console.print("throughput: best of 3 rounds each, reference and candidate alternating")
