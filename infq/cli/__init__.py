@@ -8,6 +8,7 @@ import sys
 import typer
 
 from infq.cli import admin, jobs, models, ops, run, stack
+from infq.cli.bench import bench
 from infq.cli.demo import demo
 from infq.errors import ConfigurationError, StackError, UnknownModel
 
@@ -36,6 +37,7 @@ app.command("submit")(jobs.submit)
 app.command("precompute")(jobs.precompute)
 app.command("status")(jobs.status)
 app.command("demo")(demo)
+app.command("bench")(bench)
 
 
 def main() -> None:
