@@ -181,6 +181,6 @@ def naive_celery(
 
 
 def batch_size_text(sizes: dict[int, int]) -> str:
-    """``64x1920, 12x36`` (jobs per batch size, largest first)."""
-    counts = Counter(sizes)
-    return ", ".join(f"{s}x{n}" for s, n in sorted(counts.items(), reverse=True)[:6])
+    """``64x1920, 12x36``: batch size x jobs, the six sizes that ran most jobs."""
+    ranked = sorted(sizes.items(), key=lambda kv: (-kv[1], -kv[0]))[:6]
+    return ", ".join(f"{s}x{n}" for s, n in ranked)

@@ -98,8 +98,9 @@ def markdown(
     lines += ["", "| target | this run | goal | met |", "|---|---|---|---|"]
     for t in goals:
         value = f"{t.value:.2f}" if t.unit in ("ratio", "s") else f"{t.value:,.0f}"
-        goal = f"{'≤' if t.unit == 's' else '≥'} {t.goal:.3g} {t.unit if t.unit != 'ratio' else ''}"
-        lines.append(f"| {t.name} | {value} | {goal.strip()} | {'yes' if t.met else 'no'} |")
+        amount = f"{t.goal:,.0f} {t.unit}" if t.unit == "jobs/s" else f"{t.goal:.2f}"
+        goal = f"{'≤' if t.unit == 's' else '≥'} {amount}{' s' if t.unit == 's' else ''}"
+        lines.append(f"| {t.name} | {value} | {goal} | {'yes' if t.met else 'no'} |")
     lines += [
         "",
         "Inputs: " + "; ".join(f"({p.key}) {p.inputs}" for p in phases.values() if p.inputs),
