@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import threading
 import time
@@ -58,7 +57,9 @@ class FlushEvents:
         self._put("task-received", uuid=task_id, name=TASK_NAME, args=args, kwargs=kwargs,
                   retries=0, eta=None, expires=None, root_id=task_id, parent_id=None,
                   timestamp=now)  # fmt: skip
-        self._put("task-started", uuid=task_id, pid=os.getpid(), timestamp=now)
+        # Celery's Event adds the pid itself; passing it too raised a TypeError on every
+        # flush, which dropped the event and reconnected the sender each time.
+        self._put("task-started", uuid=task_id, timestamp=now)
         return task_id
 
     def finished(self, task_id: str, report: FlushReport, *, runtime_s: float) -> None:

@@ -61,10 +61,11 @@ def lookup(session: Session, keys: Iterable[str], *, max_age: timedelta) -> dict
 
 
 def store(session: Session, entries: Sequence[dict[str, Any]]) -> None:
-    """Insert or refresh cache entries (one statement)."""
+    """Insert or refresh cache entries (one cached statement, the entries as its
+    parameters: see :func:`infq.db.jobs.insert_new`)."""
     if not entries:
         return
-    stmt = insert(CachedResult).values(list(entries))
+    stmt = insert(CachedResult)
     refreshed = {
         name: stmt.excluded[name]
         for name in (
@@ -82,7 +83,8 @@ def store(session: Session, entries: Sequence[dict[str, Any]]) -> None:
         stmt.on_conflict_do_update(
             index_elements=[CachedResult.cache_key],
             set_={**refreshed, "created_at": func.now()},
-        )
+        ),
+        list(entries),
     )
 
 

@@ -23,16 +23,19 @@ from schemas.status import JobStatus
 def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
     """Insert job rows, skipping ids that exist; returns the ids actually inserted.
 
-    One multi-row statement per row shape (accepted and rejected rows carry different
-    columns; the others keep their server defaults).
+    One statement per row shape (accepted and rejected rows carry different columns;
+    the others keep their server defaults), executed with the rows as parameters: the
+    statement is compiled once and cached, and SQLAlchemy sends the rows as multi-row
+    VALUES pages. (Building ``.values(rows)`` compiled a new statement with a bind per
+    cell on every round: 32 % of the dispatcher's time under load, by py-spy.)
     """
     shapes: dict[frozenset[str], list[dict[str, Any]]] = {}
     for row in rows:
         shapes.setdefault(frozenset(row), []).append(row)
     inserted: set[uuid.UUID] = set()
+    stmt = insert(Job).on_conflict_do_nothing(index_elements=[Job.job_id]).returning(Job.job_id)
     for same in shapes.values():
-        stmt = insert(Job).values(same).on_conflict_do_nothing(index_elements=[Job.job_id])
-        inserted |= set(session.scalars(stmt.returning(Job.job_id)))
+        inserted |= set(session.scalars(stmt, same))
     return inserted
 
 
