@@ -66,7 +66,14 @@ def _load(entry: Entry, revision: Revision) -> Any:
     if path is None or not path.is_file():
         log.warning("%s has no tokenizer.json; long inputs are refused by the worker", where)
         return None
-    tokenizer = Tokenizer.from_file(str(path))
-    tokenizer.no_truncation()
-    tokenizer.no_padding()
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    except Exception as e:
+        # A file the Rust tokenizer cannot read must not stop intake (every round would
+        # fail on it): the worker's transformers tokenizer judges those inputs instead.
+        log.warning("%s: cannot read %s (%s); long inputs are refused by the worker",
+                    where, path, e)  # fmt: skip
+        return None
     return tokenizer

@@ -187,3 +187,19 @@ def test_long_inputs_are_rejected_at_intake_when_the_entry_says_reject(tmp_path:
     # An entry that truncates is never counted at intake
     truncating = entry.model_copy(update={"on_long_input": "truncate"})
     limits.check(truncating, entry.revisions[0], long_text * 50)
+
+
+def test_an_unreadable_tokenizer_leaves_the_check_to_the_worker(tmp_path: Path) -> None:
+    from infq.catalogue.intake import InputLimits
+
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "tokenizer.json").write_text("{not a tokenizer")
+    entry = load_file(
+        write(
+            tmp_path,
+            f'[[models]]\nname = "strict"\ntask = "embed"\npath = "{folder}"\n'
+            'max_input_tokens = 8\non_long_input = "reject"\n',
+        )
+    ).get("strict")
+    InputLimits().check(entry, entry.revisions[0], "word " * 100)  # no error: intake goes on
