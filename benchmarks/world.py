@@ -37,6 +37,46 @@ def settings_from(env: dict[str, str]) -> Settings:
         os.environ.update(saved)
 
 
+def fresh_env(
+    base: Settings,
+    *,
+    name: str,
+    redis_db: int,
+    env: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """An infq of its own on ``base``'s services: a new database, an emptied Redis
+    database, fresh topic and group names, initialised (``infq init``). Returns the
+    environment its processes run with (``env`` first, ``extra`` last)."""
+    import psycopg
+    import redis
+
+    tag = uuid.uuid4().hex[:8]
+    url = make_url(base.database)
+    database = f"infq_{name}_{tag}".lower()
+    admin = {"host": url.host, "port": url.port, "user": url.username,
+             "password": url.password, "dbname": "postgres"}  # fmt: skip
+    with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{database}"')
+    broker = base.broker.rsplit("/", 1)[0] + f"/{redis_db}"
+    client = redis.Redis.from_url(broker)
+    client.flushdb()
+    client.close()
+    made = {
+        **(env or {}),
+        "INFQ_DATABASE_URL": url.set(database=database).render_as_string(hide_password=False),
+        "INFQ_BROKER_URL": broker,
+        "INFQ_JOBS_TOPIC": f"{name}.{tag}.jobs",
+        "INFQ_RESULTS_TOPIC": f"{name}.{tag}.results",
+        "INFQ_DLQ_TOPIC": f"{name}.{tag}.dlq",
+        "INFQ_BATCHES_TOPIC": f"{name}.{tag}.batches",
+        "INFQ_CONSUMER_GROUP": f"{name}-{tag}",
+        **(extra or {}),
+    }
+    initialise(settings_from(made))
+    return made
+
+
 @dataclass
 class World:
     """The run's environment, settings and child processes."""
@@ -50,33 +90,9 @@ class World:
     @classmethod
     def create(cls, base: Settings, *, logs: Path, extra: dict[str, str] | None = None) -> World:
         """Create the database and topics (``infq init`` on fresh names)."""
-        import psycopg
-        import redis
-
-        tag = uuid.uuid4().hex[:8]
-        url = make_url(base.database)
-        database = f"infq_bench_{tag}"
-        admin = {"host": url.host, "port": url.port, "user": url.username,
-                 "password": url.password, "dbname": "postgres"}  # fmt: skip
-        with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
-            conn.execute(f'CREATE DATABASE "{database}"')
-        broker = base.broker.rsplit("/", 1)[0] + f"/{BENCH_REDIS_DB}"
-        client = redis.Redis.from_url(broker)
-        client.flushdb()
-        client.close()
-        env = {
-            "INFQ_DATABASE_URL": url.set(database=database).render_as_string(hide_password=False),
-            "INFQ_BROKER_URL": broker,
-            "INFQ_JOBS_TOPIC": f"bench.{tag}.jobs",
-            "INFQ_RESULTS_TOPIC": f"bench.{tag}.results",
-            "INFQ_DLQ_TOPIC": f"bench.{tag}.dlq",
-            "INFQ_BATCHES_TOPIC": f"bench.{tag}.batches",
-            "INFQ_CONSUMER_GROUP": f"bench-{tag}",
-            "INFQ_METRICS_PORT": "0",
-            **(extra or {}),
-        }
+        env = fresh_env(base, name="bench", redis_db=BENCH_REDIS_DB,
+                        extra={"INFQ_METRICS_PORT": "0", **(extra or {})})  # fmt: skip
         settings = settings_from(env)
-        initialise(settings)
         logs.mkdir(parents=True, exist_ok=True)
         return cls(env, settings, make_sessionmaker(make_engine(settings.database)), logs)
 

@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from benchmarks.world import settings_from
+from benchmarks.world import fresh_env, settings_from
 from infq.db.models import Job
 from infq.settings import Settings
 from schemas.status import FINAL_STATUSES
@@ -254,36 +254,7 @@ def isolated_env(
     Postgres is the queue of record, so isolation starts there: a scheduler hands out
     every ready job of its database to every live worker of that database.
     """
-    import psycopg
-    import redis
-    from sqlalchemy.engine import make_url
-
-    from infq.bootstrap import initialise
-
-    url = make_url(settings.database)
-    database = f"infq_{name}_{uuid.uuid4().hex[:8]}".lower()
-    with psycopg.connect(
-        host=url.host, port=url.port, user=url.username, dbname="postgres", autocommit=True
-    ) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    redis_db = next(_REDIS_DBS)
-    broker = settings.broker.rsplit("/", 1)[0] + f"/{redis_db}"
-    client = redis.Redis.from_url(broker)
-    client.flushdb()
-    client.close()
-    env = {
-        **stack_env,
-        "INFQ_DATABASE_URL": url.set(database=database).render_as_string(hide_password=False),
-        "INFQ_BROKER_URL": broker,
-        "INFQ_JOBS_TOPIC": unique(f"{name}.jobs"),
-        "INFQ_RESULTS_TOPIC": unique(f"{name}.results"),
-        "INFQ_DLQ_TOPIC": unique(f"{name}.dlq"),
-        "INFQ_BATCHES_TOPIC": unique(f"{name}.batches"),
-        "INFQ_CONSUMER_GROUP": unique(name),
-        **(extra or {}),
-    }
-    initialise(settings_for(env))
-    return env
+    return fresh_env(settings, name=name, redis_db=next(_REDIS_DBS), env=stack_env, extra=extra)
 
 
 def settings_for(env: dict[str, str]) -> Settings:
