@@ -124,7 +124,7 @@ class Catalogue:
         chosen = list(selectors) if selectors else self.names
         lanes: list[Lane] = []
         for selector in chosen:
-            model, _, revision = selector.partition("@")
+            model, revision = split_lane(selector)
             entry = self.get(model)
             if revision:
                 try:
@@ -137,10 +137,6 @@ class Catalogue:
             else:
                 lanes.extend(Lane(entry, r) for r in entry.revisions)
         return list({lane.name: lane for lane in lanes}.values())
-
-    def lane(self, model: str, revision: str) -> Lane:
-        """One lane (KeyError-free: :class:`UnknownModel` names the known ones)."""
-        return self.lanes([lane_name(model, revision)])[0]
 
     def check_job(
         self, *, model: str, task: str | None, params: dict[str, Any]

@@ -8,7 +8,6 @@ session and never commit.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,12 +81,3 @@ def revision_counts(session: Session, model: str) -> dict[tuple[str, str], int]:
         {"m": model},
     )
     return {(r.model_revision or "", r.status): int(r.n) for r in rows}
-
-
-def job_revisions(session: Session, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """Each job's revision (tests and the canary report)."""
-    rows = session.execute(
-        text("SELECT job_id, model_revision FROM jobs WHERE job_id = ANY(:ids)"),
-        {"ids": job_ids},
-    )
-    return {r.job_id: r.model_revision for r in rows}

@@ -145,12 +145,6 @@ class Embedder(Staged):
         vectors: np.ndarray[Any, Any] = output.numpy()
         return list(vectors)
 
-    def embed(self, texts: list[str], *, normalize: bool | None = None) -> np.ndarray[Any, Any]:
-        """A (len(texts), dim) float32 array (benchmarks and checks)."""
-        prepared = self.prepare(texts, {"normalize": normalize})
-        result: np.ndarray[Any, Any] = self.forward(prepared).numpy()
-        return result
-
 
 def load(spec: LoadSpec) -> Embedder:
     """The adapter's loader."""
