@@ -18,6 +18,7 @@ from benchmarks import phases as ph
 from benchmarks.report import targets, write
 from benchmarks.world import World
 from infq.settings import Settings
+from workers.adapters.base import resolve_device
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -41,11 +42,7 @@ def run(base: Settings, *, sizes: Sizes, out: Path, console: Console) -> dict[st
     """Run every phase and write the report; returns the files written."""
     world = World.create(base, logs=out / "logs")
     s = world.settings
-    device = "cuda" if s.device.startswith("cuda") else "cpu"
-    if s.device == "auto":
-        from workers.adapters.base import resolve_device
-
-        device = resolve_device("auto")
+    device = resolve_device(s.device)
     found: dict[str, ph.Phase] = {}
     try:
         console.print(f"[bold](a)[/] raw model loop over {sizes.jobs} unique texts")
