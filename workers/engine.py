@@ -2,16 +2,32 @@
 
 Celery messages only deliver work: the task puts a message's jobs into the engine's
 bounded :class:`~workers.queue.BatchQueue` and returns (blocking while the queue is
-full, so a worker never hoards more than its window). Two threads do the rest:
+full, so a worker never hoards more than its window). A pipeline of three threads,
+each owning one stage of a flush, does the rest as lease owner ``process_id``:
 
-* the **compute** thread takes adaptive batches and runs each through
-  :func:`workers.pipeline.process` as lease owner ``process_id``;
-* the **heartbeat** thread upserts the process row (the scheduler sizes windows from
-  live rows) and renews the lease of every job the process holds, queued or computing,
-  in one statement. A killed process stops renewing; its jobs come back in one lease.
+* **prepare** cuts the next adaptive batch, claims it and tokenizes it
+  (:func:`workers.pipeline.claim`, :func:`workers.stages.prepare`);
+* **forward** runs the device passes (:func:`workers.stages.forward`);
+* **finish** decodes, stores, finishes and announces
+  (:func:`workers.stages.finish`, :func:`workers.pipeline.complete`).
+
+So while the model computes batch *n*, batch *n + 1* is tokenized and batch *n - 1*
+decoded and written: the device does not wait on Postgres, S3 or the tokenizer. The
+hand-offs are bounded. Prepare runs one batch ahead at most, and while the device is
+busy it cuts only a batch that is already full: a partial batch keeps growing until
+the device is free, so batches still grow with the work that arrives during a forward
+pass (cutting partial batches early would halve them under a steady stream). Finish
+holds at most one batch waiting, so a slow store holds the device back instead of
+piling up claimed work.
+
+The **heartbeat** thread upserts the process row (the scheduler sizes windows from
+live rows) and renews the lease of every job the process holds, queued or in any
+stage, in one statement. A killed process stops renewing; its jobs come back in one
+lease.
 
 Stopping (SIGTERM → Celery's warm shutdown → ``worker_process_shutdown``) releases
-the queued jobs at once, lets the batch computing finish, and removes the process row.
+the queued jobs at once, lets the flushes already claimed run through, and removes
+the process row.
 """
 
 from __future__ import annotations
@@ -19,21 +35,24 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from infq.catalogue.catalogue import Lane
-from infq.catalogue.protocol import TokenCounting
 from infq.db import scheduling
 from infq.settings import Settings
 from infq.work import WorkItem
+from workers import stages
 from workers.context import WorkerContext
 from workers.monitor import FlushEvents, observe
-from workers.pipeline import process
+from workers.pipeline import Flush, FlushReport, claim, complete
 from workers.queue import BatchPolicy, BatchQueue
+from workers.stages import Computation
 
 log = logging.getLogger("infq.worker")
 
@@ -53,6 +72,17 @@ def lane_policy(lane: Lane, settings: Settings) -> BatchPolicy:
 def new_process_id() -> str:
     """Unique per process start: ``host:pid:random``."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class _InFlight:
+    """A claimed flush on its way through the stages."""
+
+    key: int  # of the batch in ``Engine._held``
+    flush: Flush
+    computation: Computation
+    task_id: str | None
+    started: float
 
 
 class Engine:
@@ -78,11 +108,21 @@ class Engine:
             group_of=ctx.lane_of,
             policy_of=lambda lane: self.policies.get(str(lane), self.queue.default),
         )
-        self._computing: list[WorkItem] = []
         self._events = events
-        # Reported by the heartbeat: their ratio is this worker's rate while busy.
+        # Hand-offs between the stages; None tells the next stage to stop.
+        self._look_ahead = threading.Semaphore(1)
+        self._device_busy = threading.Event()
+        self._to_forward: queue.Queue[_InFlight | None] = queue.Queue()
+        self._to_finish: queue.Queue[_InFlight | None] = queue.Queue(maxsize=1)
+        # Tokens measured on arrival, by job id, until the job's batch is cut.
+        self._lengths: dict[str, int] = {}
+        self._held: dict[int, list[WorkItem]] = {}  # per flush in a stage, for leases
+        self._lock = threading.Lock()
+        # Reported by the heartbeat: their ratio is this worker's rate while busy
+        # (wall time with any flush in a stage, so overlapped stages count once).
         self.jobs_done = 0
         self.busy_s = 0.0
+        self._busy_since: float | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -92,9 +132,14 @@ class Engine:
         return sorted(self.ctx.lanes)
 
     def start(self) -> None:
-        """Register (first heartbeat) and start the compute and heartbeat threads."""
+        """Register (first heartbeat) and start the stage and heartbeat threads."""
         self._beat()
-        for name, target in (("compute", self._compute_loop), ("heartbeat", self._beat_loop)):
+        for name, target in (
+            ("prepare", self._prepare_loop),
+            ("forward", self._forward_loop),
+            ("finish", self._finish_loop),
+            ("heartbeat", self._beat_loop),
+        ):
             thread = threading.Thread(target=target, name=f"infq-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -104,19 +149,25 @@ class Engine:
         """Queue a message's jobs (blocks while full); False if stopping (then released).
 
         Lengths are measured here, on the Celery task's thread, in the model's tokens
-        when it counts them (token budgets), else in characters / 4.
+        when it counts them (token budgets), else in characters / 4; the prepare stage
+        reuses them to sort and count batches.
         """
-        if self.queue.put(items, lengths=self._lengths(items)):
+        lengths = stages.measure(self.ctx, items)
+        with self._lock:
+            self._lengths.update(lengths)
+        if self.queue.put(items, lengths=[lengths[i.job_id] for i in items]):
             return True
+        self._forget(items)
         self._release(items)
         return False
 
     def stop(self) -> None:
-        """Release queued jobs at once, finish the batch computing, deregister."""
+        """Release queued jobs at once, run the claimed flushes through, deregister."""
         if self._stop.is_set():
             return
         self._stop.set()
         left = self.queue.close()
+        self._forget(left)
         self._release(left)
         for thread in self._threads:
             thread.join(timeout=STOP_TIMEOUT_S)
@@ -129,15 +180,14 @@ class Engine:
             self._events.close()
         log.info("engine stopped process_id=%s released=%d", self.process_id, len(left))
 
-    def _lengths(self, items: Sequence[WorkItem]) -> list[int]:
-        lane = self.ctx.lane_of(items[0]) if items else None
-        model = self.ctx.models.get(lane) if lane else None
-        if isinstance(model, TokenCounting) and all(self.ctx.lane_of(i) == lane for i in items):
-            try:
-                return model.token_lengths([i.text for i in items])
-            except Exception:
-                log.debug("token_lengths failed; estimating from characters", exc_info=True)
-        return [len(i.text) // 4 + 1 for i in items]
+    def _keep_trying(self) -> bool:
+        return not self._stop.is_set()
+
+    def _forget(self, items: Sequence[WorkItem]) -> dict[str, int]:
+        with self._lock:
+            return {
+                i.job_id: n for i in items if (n := self._lengths.pop(i.job_id, None)) is not None
+            }
 
     def _release(self, items: Sequence[WorkItem]) -> None:
         if not items:
@@ -150,40 +200,113 @@ class Engine:
         except Exception:
             log.exception("could not release %d jobs; their leases bring them back", len(items))
 
-    def _compute_loop(self) -> None:
-        while not self._stop.is_set():
-            batch = self.queue.take(timeout_s=0.5)
-            if not batch:
-                continue
-            self._computing = batch
-            task_id = self._events.started(batch) if self._events else None
-            started = time.monotonic()
+    def _hold(self, key: int, items: list[WorkItem]) -> None:
+        with self._lock:
+            if not self._held and self._busy_since is None:
+                self._busy_since = time.monotonic()
+            self._held[key] = items
+
+    def _drop(self, key: int, *, done: int = 0) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+            self.jobs_done += done
+            if not self._held and self._busy_since is not None:
+                self.busy_s += time.monotonic() - self._busy_since
+                self._busy_since = None
+
+    def _prepare_loop(self) -> None:
+        """Cut, claim and tokenize one batch ahead of the forward pass."""
+        try:
+            while not self._stop.is_set():
+                if not self._look_ahead.acquire(timeout=0.5):
+                    continue
+                batch: list[WorkItem] = []
+                while not batch and not self._stop.is_set():
+                    # While the device computes, only a full batch is cut ahead: a
+                    # partial one waits, growing, until the device is free.
+                    batch = self.queue.take(timeout_s=0.5, full_only=self._device_busy.is_set)
+                if not batch:
+                    self._look_ahead.release()
+                    break
+                flight = self._begin(batch)
+                if flight is None:
+                    self._look_ahead.release()
+                else:
+                    self._to_forward.put(flight)
+        finally:
+            self._to_forward.put(None)
+
+    def _begin(self, batch: list[WorkItem]) -> _InFlight | None:
+        key = id(batch)
+        self._hold(key, batch)
+        lengths = self._forget(batch)
+        task_id = self._events.started(batch) if self._events else None
+        started = time.monotonic()
+        try:
+            flush = claim(self.ctx, batch, owner=self.process_id, keep_trying=self._keep_trying)
+            if not flush.runnable:
+                self._done(key, flush.report, task_id, started)
+                return None
+            computation = stages.prepare(self.ctx, flush.runnable, lengths=lengths)
+        except Exception as e:
+            self._crashed(key, batch, task_id, e)
+            return None
+        return _InFlight(
+            key=key, flush=flush, computation=computation, task_id=task_id, started=started
+        )
+
+    def _forward_loop(self) -> None:
+        """Run the device passes, one flush at a time."""
+        while (flight := self._to_forward.get()) is not None:
+            self._device_busy.set()
+            self._look_ahead.release()  # prepare may cut the next (full) batch now
             try:
-                report = process(
+                stages.forward(flight.computation)
+            except Exception as e:
+                self._crashed(flight.key, flight.flush.runnable, flight.task_id, e)
+                continue
+            finally:
+                self._device_busy.clear()
+                self.queue.wake()  # a partial batch may be cut now
+            self._to_finish.put(flight)
+        self._to_finish.put(None)
+
+    def _finish_loop(self) -> None:
+        """Decode, store, finish and announce, one flush at a time."""
+        while (flight := self._to_finish.get()) is not None:
+            key = flight.key
+            try:
+                stages.finish(flight.computation)
+                report = complete(
                     self.ctx,
-                    batch,
+                    flight.flush,
+                    flight.computation,
                     owner=self.process_id,
-                    keep_trying=lambda: not self._stop.is_set(),
+                    keep_trying=self._keep_trying,
                 )
             except Exception as e:
-                # Jobs claimed here stay running until their lease expires, then run again.
-                log.exception("flush failed jobs=%d", len(batch))
-                if self._events and task_id:
-                    self._events.crashed(task_id, e)
-            else:
-                runtime_s = time.monotonic() - started
-                if report.claimed:
-                    self.jobs_done += report.claimed
-                    self.busy_s += runtime_s
-                try:
-                    observe(report)
-                    if self._events and task_id:
-                        self._events.finished(task_id, report, runtime_s=runtime_s)
-                except Exception:
-                    # Monitoring must never stop the compute thread.
-                    log.exception("recording a flush's metrics or events failed")
-            finally:
-                self._computing = []
+                self._crashed(key, flight.flush.runnable, flight.task_id, e)
+                continue
+            self._done(key, report, flight.task_id, flight.started)
+
+    def _done(self, key: int, report: FlushReport, task_id: str | None, started: float) -> None:
+        self._drop(key, done=report.claimed)
+        try:
+            observe(report)
+            if self._events and task_id:
+                self._events.finished(task_id, report, runtime_s=time.monotonic() - started)
+        except Exception:
+            # Monitoring must never stop a stage.
+            log.exception("recording a flush's metrics or events failed")
+
+    def _crashed(
+        self, key: int, items: Sequence[WorkItem], task_id: str | None, error: Exception
+    ) -> None:
+        # Claimed jobs stay running until their lease expires, then run again.
+        log.exception("flush failed jobs=%d", len(items), exc_info=error)
+        self._drop(key)
+        if self._events and task_id:
+            self._events.crashed(task_id, error)
 
     def _beat_loop(self) -> None:
         while not self._stop.wait(self.ctx.settings.heartbeat_interval_s):
@@ -193,7 +316,9 @@ class Engine:
                 log.exception("heartbeat failed; retrying")
 
     def _beat(self) -> None:
-        held = [uuid.UUID(i.job_id) for i in [*self.queue.snapshot(), *self._computing]]
+        with self._lock:
+            in_stages = [i for items in self._held.values() for i in items]
+        held = [uuid.UUID(i.job_id) for i in [*self.queue.snapshot(), *in_stages]]
         with self.ctx.sessions.begin() as session:
             scheduling.heartbeat(
                 session,

@@ -1,6 +1,8 @@
-"""One worker flush as a unit of work: claim → compute in model batches → store → finish
-→ announce. Each step is one round trip for the whole flush, never one per job, and
-each infrastructure step is retried on its own (:func:`retrying`).
+"""One worker flush as a unit of work: claim → compute in model batches
+(:mod:`workers.stages`) → store → finish → announce. Each step is one round trip for
+the whole flush, never one per job, and each infrastructure step is retried on its own
+(:func:`retrying`). :func:`process` runs the steps in a row; the engine runs
+:func:`claim`, the compute stages and :func:`complete` on threads of their own.
 """
 
 from __future__ import annotations
@@ -14,17 +16,17 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from infq.cache.key import CacheScope, cache_key
-from infq.catalogue.protocol import Model, TokenCounting
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db import ledger, scheduling
 from infq.db.jobs import Finish
 from infq.db.models import Job
-from infq.errors import InfqError, PermanentFailure
+from infq.errors import InfqError
 from infq.results.layout import batch_key, build_body, inline_value
 from infq.work import WorkItem
 from schemas.status import JobStatus
-from workers.batching import Outcome, params_key, plan_batches, run_bisecting
+from workers import stages
+from workers.batching import Outcome
 from workers.context import WorkerContext
 
 log = logging.getLogger("infq.worker")
@@ -85,6 +87,39 @@ def retrying(step: Callable[[], R], *, what: str, keep_trying: Callable[[], bool
             attempt += 1
 
 
+@dataclass
+class Flush:
+    """A flush between its claim and its completion (the engine's pipeline carries it)."""
+
+    report: FlushReport
+    claimed: set[uuid.UUID]
+    runnable: list[WorkItem]  # claimed here, in arrival order, once each
+
+
+def claim(
+    ctx: WorkerContext,
+    items: Sequence[WorkItem],
+    *,
+    owner: str,
+    keep_trying: Callable[[], bool] = lambda: True,
+) -> Flush:
+    """Take the leases of ``items`` (one statement); jobs another owner holds, or that
+    are already final or cancelled, are left out of ``runnable``."""
+    report = FlushReport(worker_batch_id=uuid.uuid4(), received=len(items))
+    unique = {i.job_id: i for i in items}
+    ids = [uuid.UUID(j) for j in unique]
+    lease_s = ctx.settings.lease_s
+
+    def take() -> set[uuid.UUID]:
+        with ctx.sessions.begin() as session:
+            return scheduling.claim(session, ids, owner=owner, lease_s=lease_s)
+
+    claimed = retrying(take, what="claim", keep_trying=keep_trying)
+    report.claimed = len(claimed)
+    runnable = [i for i in unique.values() if uuid.UUID(i.job_id) in claimed]
+    return Flush(report=report, claimed=claimed, runnable=runnable)
+
+
 def process(
     ctx: WorkerContext,
     items: Sequence[WorkItem],
@@ -92,23 +127,37 @@ def process(
     owner: str,
     keep_trying: Callable[[], bool] = lambda: True,
 ) -> FlushReport:
-    """Run one batch of work items end to end as lease owner ``owner``."""
-    report = FlushReport(worker_batch_id=uuid.uuid4(), received=len(items))
-    unique = {i.job_id: i for i in items}
-    ids = [uuid.UUID(j) for j in unique]
-    lease_s = ctx.settings.lease_s
+    """Run one batch of work items end to end as lease owner ``owner``, every stage in
+    a row (the engine runs the same stages overlapped)."""
+    flush = claim(ctx, items, owner=owner, keep_trying=keep_trying)
+    if flush.runnable:
+        computation = stages.prepare(ctx, flush.runnable)
+        stages.forward(computation)
+        stages.finish(computation)
+        complete(ctx, flush, computation, owner=owner, keep_trying=keep_trying)
+    return flush.report
 
-    def claim() -> set[uuid.UUID]:
-        with ctx.sessions.begin() as session:
-            return scheduling.claim(session, ids, owner=owner, lease_s=lease_s)
 
-    claimed = retrying(claim, what="claim", keep_trying=keep_trying)
-    report.claimed = len(claimed)
-    runnable = [i for i in unique.values() if uuid.UUID(i.job_id) in claimed]
-    if not runnable:
-        return report
-
-    outcomes, sizes = _compute(ctx, runnable, report)
+def complete(
+    ctx: WorkerContext,
+    flush: Flush,
+    computation: stages.Computation,
+    *,
+    owner: str,
+    keep_trying: Callable[[], bool] = lambda: True,
+) -> FlushReport:
+    """Store the results, finish the jobs (fenced by ``owner``), fill the cache and
+    announce: one round trip each for the whole flush."""
+    report = flush.report
+    outcomes = computation.outcomes()
+    sizes = computation.sizes()
+    report.model_batches = [len(b.items) for b in computation.batches]
+    report.batches = [
+        ModelBatch(model=b.first.model, size=len(b.items), tokens=b.tokens, seconds=b.forward_s)
+        for b in computation.batches
+        if b.model is not None
+    ]
+    report.compute_s = computation.compute_s
     key = batch_key(worker_batch_id=report.worker_batch_id, at=datetime.now(UTC))
     uri = ctx.store.uri_of(key)
     finishes = retrying(
@@ -116,6 +165,7 @@ def process(
         what="store",
         keep_trying=keep_trying,
     )
+    claimed, runnable = flush.claimed, flush.runnable
 
     def finish() -> tuple[list[Job], bool]:
         with ctx.sessions.begin() as session:
@@ -154,68 +204,6 @@ def process(
         report.compute_s,
     )
     return report
-
-
-def _compute(
-    ctx: WorkerContext, items: list[WorkItem], report: FlushReport
-) -> tuple[list[Outcome[WorkItem, Any]], dict[str, int]]:
-    """Run the model once per planned batch; returns outcomes and each job's batch size."""
-    outcomes: list[Outcome[WorkItem, Any]] = []
-    sizes: dict[str, int] = {}
-    lanes = {i.job_id: ctx.lane_of(i) for i in items}
-    # The queue already cut the flush by the lane's policy; this only separates params.
-    batches = plan_batches(
-        items,
-        max_batch_size=max(len(items), 1),
-        group_of=lambda i: (lanes[i.job_id], i.task, params_key(i.params)),
-        length_of=lambda i: len(i.text),
-    )
-    started = time.monotonic()
-    for batch in batches:
-        first = batch[0]
-        lane = lanes[first.job_id]
-        model = ctx.models.get(lane) if lane else None
-        for item in batch:
-            sizes[item.job_id] = len(batch)
-        report.model_batches.append(len(batch))
-        if model is None:
-            failure = PermanentFailure(
-                "model_not_loaded",
-                f"this worker does not serve {first.model!r} revision {first.revision!r}",
-            )
-            outcomes.extend(Outcome(item=i, error=failure) for i in batch)
-            continue
-        batch_started = time.monotonic()
-        outcomes.extend(run_bisecting(batch, _predictor(model, first)))
-        report.batches.append(
-            ModelBatch(
-                model=first.model,
-                size=len(batch),
-                tokens=count_tokens(model, [i.text for i in batch]),
-                seconds=time.monotonic() - batch_started,
-            )
-        )
-    report.compute_s = time.monotonic() - started
-    return outcomes, sizes
-
-
-def count_tokens(model: Model, texts: Sequence[str]) -> int:
-    """Input tokens of a batch by the model's tokenizer; whitespace words otherwise."""
-    if isinstance(model, TokenCounting):
-        try:
-            return sum(model.token_lengths(texts))
-        except Exception:
-            log.debug("token_lengths failed; counting words", exc_info=True)
-    return sum(len(t.split()) for t in texts)
-
-
-def _predictor(model: Model, first: WorkItem) -> Callable[[Sequence[WorkItem]], list[Any]]:
-    """A batch call for items sharing ``first``'s model, task and params."""
-
-    def predict(batch: Sequence[WorkItem]) -> list[Any]:
-        return model.predict(first.task, [i.text for i in batch], first.params)
-
-    return predict
 
 
 def _store(

@@ -141,15 +141,20 @@ class BatchQueue(Generic[T]):
             self._cond.notify_all()
             return True
 
-    def take(self, *, timeout_s: float) -> list[T]:
-        """The next batch; empty if nothing arrived within ``timeout_s`` or closed."""
+    def take(self, *, timeout_s: float, full_only: Callable[[], bool] = lambda: False) -> list[T]:
+        """The next batch; empty if nothing arrived within ``timeout_s`` or closed.
+
+        While ``full_only()`` is true only full batches are cut (a consumer with work in
+        hand takes a batch ahead only when waiting could not make it bigger); call
+        :meth:`wake` when its answer changes.
+        """
         deadline = self._clock() + timeout_s
         with self._cond:
             while True:
                 if self._closed:
                     return []
                 now = self._clock()
-                due = self._due(now)
+                due = self._due(now, full_only=full_only())
                 if due is not None and due[0] <= 0:
                     batch = self._cut(due[1])
                     self._cond.notify_all()
@@ -160,8 +165,14 @@ class BatchQueue(Generic[T]):
                     return []
                 self._cond.wait(left)
 
-    def _due(self, now: float) -> tuple[float, Hashable] | None:
-        """The group to cut next and how long until then (oldest first on ties)."""
+    def wake(self) -> None:
+        """Make waiting takers look again (their ``full_only`` answer changed)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def _due(self, now: float, *, full_only: bool = False) -> tuple[float, Hashable] | None:
+        """The group to cut next and how long until then (oldest first on ties); with
+        ``full_only``, only a full group is due."""
         best: tuple[float, float, Hashable] | None = None
         for key, waiting in self._groups.items():
             if not waiting:
@@ -171,6 +182,8 @@ class BatchQueue(Generic[T]):
                 policy.max_batch_tokens is not None
                 and len(self._pick(waiting, policy)) < len(waiting)
             )
+            if full_only and not full:
+                continue
             left = 0.0 if full else max(0.0, policy.max_wait_s - (now - waiting[0].at))
             candidate = (left, waiting[0].at, key)
             if best is None or candidate[:2] < best[:2]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -26,6 +27,8 @@ from infq.notify import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from workers.app import create_app
+
+log = logging.getLogger("infq.worker")
 
 console = Console()
 
@@ -156,11 +159,27 @@ def worker(
     nodename = f"infq-{os.getpid()}@{socket.gethostname()}"
     register(app, settings, catalogue=catalogue, lanes=names, hostname=nodename)
     queues = ",".join(settings.model_queue(n) for n in names)
+    processes = concurrency or settings.worker_concurrency
+    if processes > 1 and _uses_cuda(settings.device):
+        # One model copy per GPU: more processes on one device only split its memory
+        # and interleave their kernels. Scale out with one worker per GPU instead
+        # (CUDA_VISIBLE_DEVICES; the autoscaler's GPU slots do this).
+        log.warning("device is CUDA: running 1 worker process, not %d", processes)
+        processes = 1
     argv = ["worker", "--queues", queues, "--pool", pool,
-            "--concurrency", str(concurrency or settings.worker_concurrency),
+            "--concurrency", str(processes),
             "--hostname", nodename, "--loglevel", settings.log_level,
             "--task-events", "--without-gossip", "--without-mingle"]  # fmt: skip
     app.worker_main(argv)
+
+
+def _uses_cuda(device: str) -> bool:
+    """Whether the worker's models will sit on a GPU (``auto`` with one present)."""
+    if device == "cpu":
+        return False
+    import torch  # only here: this command loads torch in its processes anyway
+
+    return device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
 
 
 def notifier(

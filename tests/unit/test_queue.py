@@ -153,3 +153,42 @@ def test_a_full_token_budget_cuts_at_once_and_groups_never_mix() -> None:
     assert queue.take(timeout_s=0) == [("short", 0)]
     assert queue.take(timeout_s=0) == []
     assert len(queue) == 1
+
+
+def test_while_the_device_is_busy_only_a_full_batch_is_cut_ahead() -> None:
+    now = [0.0]
+    queue: BatchQueue[int] = BatchQueue(
+        max_batch_size=4, max_wait_s=0.05, capacity=100, clock=lambda: now[0]
+    )
+    busy = [True]
+    # Given three jobs that have waited past max_wait while the device computes
+    queue.put([1, 2, 3])
+    now[0] = 1.0
+    # Then no partial batch is cut ahead: it may still grow
+    assert queue.take(timeout_s=0, full_only=lambda: busy[0]) == []
+    # When a fourth arrives the batch is full and is cut ahead at once
+    queue.put([4, 5])
+    assert queue.take(timeout_s=0, full_only=lambda: busy[0]) == [1, 2, 3, 4]
+    # And once the device is free, the partial rest is cut when past its max wait
+    busy[0] = False
+    assert queue.take(timeout_s=0, full_only=lambda: busy[0]) == []
+    now[0] = 2.0
+    assert queue.take(timeout_s=0, full_only=lambda: busy[0]) == [5]
+
+
+def test_wake_lets_a_waiting_taker_cut_when_the_device_frees() -> None:
+    queue: BatchQueue[int] = BatchQueue(max_batch_size=4, max_wait_s=0, capacity=100)
+    busy = threading.Event()
+    busy.set()
+    queue.put([1])
+    taken: list[list[int]] = []
+    taker = threading.Thread(
+        target=lambda: taken.append(queue.take(timeout_s=30, full_only=busy.is_set))
+    )
+    taker.start()
+    taker.join(timeout=0.2)
+    assert taker.is_alive()  # a partial batch waits while the device is busy
+    busy.clear()
+    queue.wake()
+    taker.join(timeout=5)
+    assert taken == [[1]]

@@ -73,9 +73,14 @@ def load_module(auto_class: Any, spec: LoadSpec) -> torch.nn.Module:
             f"{spec.where()}: dtype int8 (dynamic quantization) runs on CPU only; "
             "use float16 or bfloat16 on CUDA"
         )
-    module = auto_class.from_pretrained(
-        str(spec.folder), local_files_only=True, dtype=TORCH_DTYPES[spec.dtype]
-    )
+    options = {"local_files_only": True, "dtype": TORCH_DTYPES[spec.dtype]}
+    try:
+        # PyTorch's fused scaled-dot-product attention (flash / memory-efficient
+        # kernels on CUDA); an architecture without it loads with its own attention.
+        module = auto_class.from_pretrained(str(spec.folder), attn_implementation="sdpa", **options)
+    except (ValueError, ImportError):
+        log.info("%s: no SDPA attention for this architecture; using its default", spec.where())
+        module = auto_class.from_pretrained(str(spec.folder), **options)
     module.to(spec.device).eval()
     if spec.dtype is DType.INT8:
         module = torch.ao.quantization.quantize_dynamic(  # type: ignore[no-untyped-call]
@@ -148,6 +153,21 @@ def long_inputs(
             "(its catalogue entry says on_long_input = 'reject')",
         )
     return flags
+
+
+def pin(tensors: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    """Page-locked host copies when the device is CUDA, made in ``prepare`` (off the
+    forward thread), so :func:`to_device` copies asynchronously; as is on the CPU."""
+    if not device.startswith("cuda"):
+        return tensors
+    return {k: v.pin_memory() for k, v in tensors.items()}
+
+
+def to_device(tensors: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    """The batch on the device; non-blocking from pinned memory on CUDA, so the copy
+    overlaps the kernels already queued."""
+    non_blocking = device.startswith("cuda")
+    return {k: v.to(device, non_blocking=non_blocking) for k, v in tensors.items()}
 
 
 def check_finite(values: torch.Tensor) -> None:

@@ -22,6 +22,8 @@ from workers.adapters.base import (
     load_module,
     load_tokenizer,
     long_inputs,
+    pin,
+    to_device,
 )
 
 
@@ -64,14 +66,17 @@ class Classifier(Staged):
         top_k = params.get("top_k")
         truncated = long_inputs(self.spec, self.tokenizer, texts, limit=self.limit) if texts else []
         encoded = (
-            dict(
-                self.tokenizer(
-                    list(texts),
-                    padding=True,
-                    truncation=True,
-                    max_length=self.limit,
-                    return_tensors="pt",
-                )
+            pin(
+                dict(
+                    self.tokenizer(
+                        list(texts),
+                        padding=True,
+                        truncation=True,
+                        max_length=self.limit,
+                        return_tensors="pt",
+                    )
+                ),
+                self.spec.device,
             )
             if texts
             else {}
@@ -88,7 +93,7 @@ class Classifier(Staged):
         if not prepared.encoded:
             return torch.empty(0, len(self.labels))
         with torch.inference_mode():
-            inputs = {k: v.to(self.spec.device) for k, v in prepared.encoded.items()}
+            inputs = to_device(prepared.encoded, self.spec.device)
             logits: torch.Tensor = self.model(**inputs).logits
         return logits.float().cpu()
 

@@ -27,6 +27,8 @@ from workers.adapters.base import (
     load_module,
     load_tokenizer,
     long_inputs,
+    pin,
+    to_device,
 )
 
 POOLING_MODES = ("cls", "mean", "max")
@@ -82,7 +84,7 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
 class Prepared:
     """A tokenized batch and what ``finish`` needs."""
 
-    encoded: Any
+    encoded: dict[str, torch.Tensor]
     normalize: bool
 
 
@@ -122,6 +124,7 @@ class Embedder(Staged):
             max_length=self.limit,
             return_tensors="pt",
         )
+        encoded = pin(dict(encoded), self.spec.device)
         normalize = params.get("normalize")
         return Prepared(
             encoded=encoded,
@@ -130,7 +133,7 @@ class Embedder(Staged):
 
     def forward(self, prepared: Prepared) -> torch.Tensor:
         """Pooled (and normalised) float32 vectors on the host."""
-        encoded = prepared.encoded.to(self.spec.device)
+        encoded = to_device(prepared.encoded, self.spec.device)
         with torch.inference_mode():
             hidden = self.model(**encoded).last_hidden_state
             pooled = pool(hidden, encoded["attention_mask"], self.pooling.mode).float()

@@ -23,6 +23,8 @@ from workers.adapters.base import (
     load_module,
     load_tokenizer,
     long_inputs,
+    pin,
+    to_device,
 )
 
 
@@ -136,9 +138,10 @@ class Generator(Staged):
                 input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
                 attention_mask[i, width - len(row) :] = 1
         seed = params.get("seed")
+        host = pin({"input_ids": input_ids, "attention_mask": attention_mask}, self.spec.device)
         return PreparedPrompts(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
+            input_ids=host["input_ids"],
+            attention_mask=host["attention_mask"],
             prompt_tokens=[len(row) for row in ids],
             truncated=truncated,
             max_new_tokens=int(max_new),
@@ -188,10 +191,12 @@ class Generator(Staged):
         if prepared.stop:
             criteria = _StopOnText(self.tokenizer, prepared.stop, input_ids.shape[1])
             options["stopping_criteria"] = transformers.StoppingCriteriaList([criteria])
+        on_device = to_device(
+            {"input_ids": input_ids, "attention_mask": attention_mask}, self.spec.device
+        )
         with torch.inference_mode():
             out: torch.Tensor = self.model.generate(
-                input_ids=input_ids.to(self.spec.device),
-                attention_mask=attention_mask.to(self.spec.device),
+                **on_device,
                 max_new_tokens=prepared.max_new_tokens,
                 pad_token_id=self.pad_id,
                 eos_token_id=self.eos_ids,
