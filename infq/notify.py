@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 
 import orjson
@@ -90,10 +91,13 @@ class Announcer:
         )
         confirmed = [job_id for job_id, ok in zip(events, acked, strict=True) if ok]
         self._mark_notified(confirmed)
+        # Counted when announced (an outbox re-drive counts a job again); one increment
+        # per label set, not per job.
         counter = families().jobs
-        for j in jobs:
-            # Counted when announced (an outbox re-drive counts a job again).
-            counter.labels(status=j.status, model=j.model, tenant=j.tenant_id).inc()
+        for (status, model, tenant), n in Counter(
+            (j.status, j.model, j.tenant_id) for j in jobs
+        ).items():
+            counter.labels(status=status, model=model, tenant=tenant).inc(n)
         self.send_deliveries([str(d) for d in deliveries])
         self.finish_batches(ready)
         return len(jobs) - len(confirmed)

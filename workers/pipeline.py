@@ -166,14 +166,15 @@ def complete(
         keep_trying=keep_trying,
     )
     claimed, runnable = flush.claimed, flush.runnable
+    wrote = any(f.result_uri for f in finishes)  # else no object and no ledger note
 
     def finish() -> tuple[list[Job], bool]:
         with ctx.sessions.begin() as session:
             done = job_rows.finish(session, finishes, owner=owner)
             # Nothing finished here: the jobs went to another owner, unless an earlier
             # try of this very commit landed and only its answer was lost.
-            unused = not done and not job_rows.pointing_at(session, claimed, uri)
-            if not unused:
+            unused = wrote and not done and not job_rows.pointing_at(session, claimed, uri)
+            if wrote and not unused:
                 ledger.recorded(session, uri)
             cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
             followers = cache_rows.complete_followers(session, done)

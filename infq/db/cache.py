@@ -8,9 +8,9 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from infq.db.bulk import insert_rows
 from infq.db.models import CachedResult, Job
 from schemas.status import JobStatus
 
@@ -60,31 +60,31 @@ def lookup(session: Session, keys: Iterable[str], *, max_age: timedelta) -> dict
     return {c.cache_key: c for c in session.scalars(stmt)}
 
 
+REFRESHED = (
+    "model",
+    "model_revision",
+    "task",
+    "result_inline",
+    "result_uri",
+    "result_offset",
+    "result_length",
+    "source_job_id",
+)
+
+
 def store(session: Session, entries: Sequence[dict[str, Any]]) -> None:
-    """Insert or refresh cache entries (one cached statement, the entries as its
-    parameters: see :func:`infq.db.jobs.insert_new`)."""
+    """Insert or refresh cache entries in one statement (:mod:`infq.db.bulk`); the last
+    entry of a key wins (one statement may not update a row twice)."""
     if not entries:
         return
-    stmt = insert(CachedResult)
-    refreshed = {
-        name: stmt.excluded[name]
-        for name in (
-            "model",
-            "model_revision",
-            "task",
-            "result_inline",
-            "result_uri",
-            "result_offset",
-            "result_length",
-            "source_job_id",
-        )
-    }
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[CachedResult.cache_key],
-            set_={**refreshed, "created_at": func.now()},
-        ),
-        list(entries),
+    keys = ("cache_key", *REFRESHED)
+    latest = {e["cache_key"]: {k: e[k] for k in keys} for e in entries}
+    refresh = ", ".join(f"{name} = EXCLUDED.{name}" for name in REFRESHED)
+    insert_rows(
+        session,
+        CachedResult,
+        list(latest.values()),
+        on_conflict=f"(cache_key) DO UPDATE SET {refresh}, created_at = now()",
     )
 
 
