@@ -70,3 +70,52 @@ class PublishFailed(InfqError):
         self.failed = failed
         self.total = total
         self.unconfirmed = unconfirmed or []
+
+
+class UnknownSetting(ConfigurationError):
+    """``INFQ_*`` environment variables that name no setting (a typo would be ignored).
+
+    ``names`` are the variables as written; ``suggestions`` maps each to the closest
+    real variable, when one is close enough to be meant.
+    """
+
+    def __init__(self, names: list[str], suggestions: dict[str, str]) -> None:
+        parts = []
+        for name in names:
+            close = suggestions.get(name)
+            parts.append(f"{name}; did you mean {close}?" if close else name)
+        label = "unknown setting" if len(names) == 1 else "unknown settings"
+        unmatched = len(suggestions) < len(names)
+        hint = " (see the Configuration table in the README)" if unmatched else ""
+        super().__init__(f"{label} {', '.join(parts)}{hint}")
+        self.names = names
+        self.suggestions = suggestions
+
+
+class ServiceUnavailable(InfqError):
+    """A service infq depends on (``postgres``, ``kafka``, ``redis``, ``s3``) did not answer.
+
+    ``services`` names them; ``reason`` is what the client library said. The message
+    says what is down, not how to fix it: the CLI adds that hint, the REST API does not.
+    """
+
+    def __init__(self, services: list[str], *, reason: str = "") -> None:
+        names = services[-1] if len(services) == 1 else (
+            f"{', '.join(services[:-1])} and {services[-1]}")  # fmt: skip
+        verb = "is" if len(services) == 1 else "are"
+        super().__init__(f"{names} {verb} not reachable" + (f" ({reason})" if reason else ""))
+        self.services = services
+        self.reason = reason
+
+
+class InvalidInput(InfqError):
+    """What the caller gave (a file, an argument) is not acceptable; says where and why."""
+
+
+class NotFound(InfqError):
+    """A named thing (a job, a batch, a delivery) does not exist."""
+
+    def __init__(self, kind: str, key: str) -> None:
+        super().__init__(f"no {kind} {key}")
+        self.kind = kind
+        self.key = key

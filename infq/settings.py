@@ -8,12 +8,15 @@ external URL.
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -22,9 +25,18 @@ from pydantic_settings import (
 )
 
 from infq.cache.key import CacheScope
-from infq.errors import ConfigurationError
+from infq.errors import ConfigurationError, UnknownSetting
 
 STACK_FILE_NAME = "stack.json"
+ENV_PREFIX = "INFQ_"
+# INFQ_* variables that something other than Settings reads. Every other INFQ_* variable
+# is refused as a typo, so add a name here (saying who reads it) before reading one
+# elsewhere. None today: the stack, test and benchmark helpers all go through Settings.
+EXTERNAL_VARIABLES: frozenset[str] = frozenset()
+# How alike a misspelt name must be to a real one to be suggested (difflib ratio).
+SUGGESTION_CUTOFF = 0.75
+# Values of these settings are never echoed in an error (they may hold credentials).
+_UNSHOWN = ("url", "secret", "password", "key")
 
 
 class Environment(StrEnum):
@@ -37,7 +49,7 @@ class Environment(StrEnum):
 class Settings(BaseSettings):
     """All infq settings. Names carry their units."""
 
-    model_config = SettingsConfigDict(env_prefix="INFQ_", extra="forbid", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     environment: Environment = Environment.LOCAL
     stack_dir: Path = Path(".infq")
@@ -107,8 +119,10 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=3, ge=1, description="Workers lost on one job before it fails (worker_lost)."
     )
+    # Three: one batch per worker stage (prepare, forward, finish), so a pipelined
+    # worker always has the next batch in hand when the device frees.
     window_batches: float = Field(
-        default=2.0, gt=0, description="Jobs handed out per live worker slot, in batches."
+        default=3.0, gt=0, description="Jobs handed out per live worker slot, in batches."
     )
     scheduler_interval_ms: int = Field(default=50, ge=5, description="Scheduler poll period.")
     maintenance_interval_s: float = Field(
@@ -178,7 +192,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Environment wins; the local stack's recorded URLs fill what is left."""
+        """Environment wins; the local stack's recorded URLs fill what is left. An
+        ``INFQ_*`` variable that names no setting is refused, not ignored."""
+        refuse_unknown_variables(os.environ)
         stack = StackFileSource(settings_cls, init=init_settings, env=env_settings)
         return (init_settings, env_settings, stack)
 
@@ -231,6 +247,57 @@ class Settings(BaseSettings):
     def model_queue(self, lane: str) -> str:
         """The Celery queue that carries jobs for one lane (``model@revision``)."""
         return f"infq.model.{lane}"
+
+
+def variable_names() -> list[str]:
+    """Every ``INFQ_*`` variable infq reads: one per setting, and the external ones."""
+    return sorted({ENV_PREFIX + name.upper() for name in Settings.model_fields}
+                  | EXTERNAL_VARIABLES)  # fmt: skip
+
+
+def refuse_unknown_variables(environ: Mapping[str, str]) -> None:
+    """Raise :class:`UnknownSetting` for ``INFQ_*`` names that no setting has.
+
+    pydantic-settings ignores them, so ``INFQ_MAX_BATCH_SIZ=8`` would run with the
+    default silently. Names compare case-insensitively, as pydantic-settings reads them.
+    """
+    known = variable_names()
+    unknown = sorted(
+        name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in known
+    )
+    if not unknown:
+        return
+    suggestions = {}
+    for name in unknown:
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=SUGGESTION_CUTOFF)
+        if close:
+            suggestions[name] = close[0]
+    raise UnknownSetting(unknown, suggestions)
+
+
+def explain_invalid(error: ValidationError) -> str | None:
+    """One line naming each refused ``INFQ_*`` value and why, or None when ``error`` is
+    not about :class:`Settings` (entry points turn it into a configuration error)."""
+    if error.title != Settings.__name__:
+        return None
+    parts = []
+    for item in error.errors():
+        reason = item["msg"].removeprefix("Value error, ")
+        if not item["loc"]:
+            parts.append(reason)  # a check across settings names its variables itself
+            continue
+        field = str(item["loc"][0])
+        name = ENV_PREFIX + field.upper()
+        if item["type"] == "extra_forbidden":
+            parts.append(f"unknown setting {field!r}")
+            continue
+        value = item.get("input")
+        if isinstance(value, str | int | float) and not any(w in field for w in _UNSHOWN):
+            name = f"{name}={value}"
+        parts.append(f"{name}: {reason}")
+    return "; ".join(parts)
 
 
 class StackFileSource(PydanticBaseSettingsSource):

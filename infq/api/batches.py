@@ -9,6 +9,7 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from infq.api.context import ApiContext, Context, TenantId
+from infq.api.errors import error_responses
 from infq.api.jobs import cancel_jobs, check_callback, publish
 from infq.api.views import BatchCreated, BatchView, Cancelled
 from infq.db import batches as batch_rows
@@ -18,10 +19,12 @@ from producers.sdk import new_batch_id
 from schemas.batches import BATCH_ID_PATTERN
 from schemas.status import FINAL_STATUSES, JobStatus
 
-router = APIRouter(prefix="/v1/batches", tags=["batches"])
+router = APIRouter(
+    prefix="/v1/batches", tags=["batches"], responses=error_responses(401, 422, 500, 503)
+)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(409, 413))
 async def upload(
     ctx: Context,
     tenant: TenantId,
@@ -80,7 +83,7 @@ def _create_batch(
     return BatchCreated(batch_id=batch, job_ids=publish(ctx, requests))
 
 
-@router.get("/{batch_id}")
+@router.get("/{batch_id}", responses=error_responses(404))
 def get_batch(ctx: Context, tenant: TenantId, batch_id: str) -> BatchView:
     """Counts by status, progress, times and the output file once finished."""
     with ctx.sessions() as session:
@@ -108,7 +111,7 @@ def get_batch(ctx: Context, tenant: TenantId, batch_id: str) -> BatchView:
     )
 
 
-@router.post("/{batch_id}/cancel")
+@router.post("/{batch_id}/cancel", responses=error_responses(404))
 def cancel_batch(ctx: Context, tenant: TenantId, batch_id: str) -> Cancelled:
     """Cancel every queued job of the batch; its jobs still to arrive are cancelled too."""
     with ctx.sessions.begin() as session:

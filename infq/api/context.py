@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from celery import Celery
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq import tenants
 from infq.bus import Publisher
 from infq.notify import Announcer
+from infq.ops.probes import ServiceProbes
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 
@@ -31,6 +33,7 @@ class ApiContext:
     celery: Celery
     store: S3ResultStore
     announcer: Announcer
+    probes: ServiceProbes
     _keys: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def tenant_for(self, api_key: str) -> str | None:
@@ -55,20 +58,32 @@ def context(request: Request) -> ApiContext:
 Context = Annotated[ApiContext, Depends(context)]
 
 
+# Declared as security schemes so /docs has an "Authorize" button for either; neither
+# refuses a request by itself (auto_error=False): current_tenant decides, as before.
+BEARER = HTTPBearer(
+    auto_error=False, description="`Authorization: Bearer <api key>` (`infq tenants create`)."
+)
+API_KEY_HEADER = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="The same API key, in `X-API-Key`."
+)
+
+
 def current_tenant(
     ctx: Context,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    x_api_key: Annotated[str | None, Security(API_KEY_HEADER)],
 ) -> str:
-    """The caller's tenant from ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``."""
-    key = x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        key = authorization[7:].strip()
+    """The caller's tenant from ``Authorization: Bearer KEY`` or ``X-API-Key: KEY``
+    (the bearer token wins when both are sent)."""
+    key = bearer.credentials if bearer is not None else x_api_key
+    challenge = {"WWW-Authenticate": "Bearer"}
     if not key:
-        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'")
+        raise HTTPException(
+            401, "missing API key: send 'Authorization: Bearer <key>'", headers=challenge
+        )
     tenant = ctx.tenant_for(key)
     if tenant is None:
-        raise HTTPException(401, "unknown API key")
+        raise HTTPException(401, "unknown API key", headers=challenge)
     return tenant
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, HTTPException, status
 from pydantic import ValidationError
 
 from infq.api.context import ApiContext, Context, TenantId
+from infq.api.errors import describe_validation, error_responses
 from infq.api.views import Cancelled, JobView, ResultView, Submitted
 from infq.bus import Message
 from infq.completion import event_for
@@ -21,7 +22,7 @@ from producers.sdk import encode
 from schemas.jobs import JobRequest
 from schemas.storable import check_storable
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=error_responses(401, 422, 500, 503))
 
 
 def parse_requests(ctx: ApiContext, tenant: str, items: list[Any]) -> list[JobRequest]:
@@ -42,9 +43,8 @@ def parse_requests(ctx: ApiContext, tenant: str, items: list[Any]) -> list[JobRe
         try:
             request = JobRequest.model_validate(item).model_copy(update={"tenant": tenant})
         except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "(job)"
-            raise HTTPException(422, f"jobs[{n}].{where}: {first['msg']}") from e
+            detail, _ = describe_validation(e.errors())
+            raise HTTPException(422, f"jobs[{n}].{detail}") from e
         if request.webhook_url is not None:
             check_callback(ctx, str(request.webhook_url), where=f"jobs[{n}].webhook_url")
         requests.append(request)
@@ -88,7 +88,7 @@ def own_job(ctx: ApiContext, tenant: str, job_id: uuid.UUID) -> Job:
     return job
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(413))
 def submit(
     ctx: Context,
     tenant: TenantId,
@@ -101,7 +101,7 @@ def submit(
     return Submitted(job_ids=publish(ctx, parse_requests(ctx, tenant, items)))
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=error_responses(404))
 def get_job(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> JobView:
     """A job's status, error, timings and (small) result."""
     job = own_job(ctx, tenant, job_id)
@@ -109,7 +109,7 @@ def get_job(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> JobView:
     return JobView(**event, attempts=job.attempts, coalesced_into=job.coalesced_into)
 
 
-@router.get("/{job_id}/result")
+@router.get("/{job_id}/result", responses=error_responses(404, 409))
 def get_result(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> ResultView:
     """The result inline, or a presigned URL of its batch object with the byte range."""
     job = own_job(ctx, tenant, job_id)
@@ -127,7 +127,7 @@ def get_result(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> ResultView:
     return ResultView(job_id=job_id, result=job.result_inline)
 
 
-@router.post("/{job_id}/cancel")
+@router.post("/{job_id}/cancel", responses=error_responses(404, 409))
 def cancel(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> Cancelled:
     """Cancel a queued job: it will never run. Running or final jobs answer 409."""
     own_job(ctx, tenant, job_id)

@@ -10,7 +10,7 @@ import typer
 from infq.cli import admin, jobs, models, ops, run, stack
 from infq.cli.bench import bench
 from infq.cli.demo import demo
-from infq.errors import ConfigurationError, StackError, UnknownModel
+from infq.cli.exits import explain
 
 app = typer.Typer(
     name="infq",
@@ -41,10 +41,14 @@ app.command("bench")(bench)
 
 
 def main() -> None:
-    """Console-script entry point: an expected error (a setting, the model catalogue, the
-    local stack) is one line on stderr and exit status 2, not a traceback."""
+    """Console-script entry point: an expected error (a setting, a service that is down,
+    an unknown model, a missing job) is one line on stderr and the exit status of its
+    kind (:class:`infq.cli.exits.ExitCode`), not a traceback."""
     try:
         app()
-    except (ConfigurationError, StackError, UnknownModel) as e:
-        print(f"infq: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    except Exception as e:
+        failure = explain(e)
+        if failure is None:
+            raise  # a bug: keep the traceback
+        print(f"infq: error: {failure.message}", file=sys.stderr)
+        sys.exit(failure.code)

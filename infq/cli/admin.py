@@ -14,6 +14,7 @@ from infq import tenants as tenant_rows
 from infq.db import cache as cache_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.session import one_shot_sessions
+from infq.errors import InvalidInput, NotFound
 from infq.settings import Settings
 
 console = Console()
@@ -74,12 +75,15 @@ def replay(delivery_id: Annotated[str, typer.Argument(help="A dead delivery's id
     from infq.notify import DELIVER_TASK, WEBHOOK_QUEUE
     from workers.app import create_app
 
+    try:
+        key = uuid.UUID(delivery_id)
+    except ValueError as e:
+        raise InvalidInput(f"{delivery_id!r} is not a delivery id (a UUID)") from e
     settings = Settings()
     with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
-        reopened = webhook_rows.reopen(session, uuid.UUID(delivery_id))
+        reopened = webhook_rows.reopen(session, key)
     if not reopened:
-        console.print(f"[red]no dead delivery {delivery_id}[/]")
-        raise typer.Exit(1)
+        raise NotFound("dead delivery", delivery_id)
     create_app(settings).send_task(DELIVER_TASK, args=[delivery_id], queue=WEBHOOK_QUEUE)
     console.print(f"replaying {delivery_id}")
 

@@ -15,7 +15,9 @@ from rich.table import Table
 from infq.completion import event_for
 from infq.db import jobs as job_rows
 from infq.db.session import one_shot_sessions
+from infq.errors import InvalidInput, NotFound
 from infq.follow import follow_batch
+from infq.outages import require_reachable
 from infq.results.fetch import read_result
 from infq.results.store import ResultStoreError, S3ResultStore
 from infq.settings import Settings
@@ -30,7 +32,7 @@ def _read_requests(file: Path, *, model: str, batch_id: str) -> list[JobRequest]
     try:
         return requests_from_lines(file.read_text().splitlines(), model=model, batch_id=batch_id)
     except BadLine as e:
-        raise typer.BadParameter(str(e)) from e
+        raise InvalidInput(f"{file}: {e}") from e
 
 
 def submit(
@@ -47,6 +49,8 @@ def submit(
     settings = Settings()
     batch = batch_id or new_batch_id()
     requests = _read_requests(file, model=model, batch_id=batch)
+    # A producer would wait half a minute for a broker that is not there.
+    require_reachable(settings, "kafka")
     with (
         JobProducer(
             settings.kafka, topic=settings.jobs_topic, batches_topic=settings.batches_topic
@@ -74,6 +78,7 @@ def precompute(
         r.model_copy(update={"tenant": tenant, "cache": True})
         for r in _read_requests(file, model=model, batch_id=batch)
     ]
+    require_reachable(settings, "kafka", "postgres")
     with one_shot_sessions(settings.database) as sessions:
         with (
             JobProducer(settings.kafka, topic=settings.jobs_topic) as producer,
@@ -113,12 +118,11 @@ def status(
     try:
         key = uuid.UUID(job_id)
     except ValueError as e:
-        raise typer.BadParameter(f"{job_id!r} is not a UUID") from e
+        raise InvalidInput(f"{job_id!r} is not a job id (a UUID)") from e
     with one_shot_sessions(settings.database) as sessions, sessions() as session:
         job = job_rows.get(session, key)
     if job is None:
-        console.print(f"[red]no job with id {job_id}[/]")
-        raise typer.Exit(2)
+        raise NotFound("job", job_id)
     try:
         result = read_result(job, S3ResultStore.from_settings(settings))
     except ResultStoreError as e:

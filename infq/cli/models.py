@@ -20,7 +20,7 @@ from infq.catalogue.routing import BadRoute, check_route, parse_route
 from infq.db import routes as route_rows
 from infq.db import scheduling
 from infq.db.session import one_shot_sessions
-from infq.errors import UnknownModel
+from infq.errors import InvalidInput
 from infq.settings import Settings
 
 console = Console()
@@ -28,11 +28,8 @@ app = typer.Typer(help="The model catalogue: revisions, routes, precision.", no_
 
 
 def _entry(catalogue: Catalogue, model: str) -> Entry:
-    try:
-        return catalogue.get(model)
-    except UnknownModel as e:
-        console.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
+    """The model's entry; an unknown name ends the command (exit 4, with the known ones)."""
+    return catalogue.get(model)
 
 
 def _route_text(route: dict[str, int]) -> str:
@@ -109,8 +106,7 @@ def route(
     try:
         chosen = check_route(parse_route(shares), [r.name for r in entry.revisions])
     except BadRoute as e:
-        console.print(f"[red]{entry.name}: {e}[/]")
-        raise typer.Exit(2) from None
+        raise InvalidInput(f"{entry.name}: {e}") from e
     with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
         route_rows.store(session, entry.name, chosen, note="route")
     console.print(f"{entry.name}: {_route_text(chosen)}")
@@ -143,8 +139,7 @@ def rollback(
         try:
             target = check_route(target, names)
         except BadRoute as e:
-            console.print(f"[red]{entry.name}: {e}[/]")
-            raise typer.Exit(2) from None
+            raise InvalidInput(f"{entry.name}: {e}") from e
         route_rows.store(session, entry.name, target, note="rollback")
         main = max(target, key=lambda r: target[r])
         away = [r for r in names if r in current and r not in target]
@@ -169,11 +164,7 @@ def check(
 
     settings = Settings()
     catalogue = for_settings(settings)
-    try:
-        lane = catalogue.lanes([model])[0]
-    except UnknownModel as e:
-        console.print(f"[red]{e}[/]")
-        raise typer.Exit(2) from None
+    lane = catalogue.lanes([model])[0]
     report = run_check(
         lane,
         dtype,

@@ -18,12 +18,14 @@ from rich.text import Text
 from infq import metrics
 from infq.catalogue.catalogue import for_settings
 from infq.db.session import make_engine, make_sessionmaker
+from infq.errors import ServiceUnavailable
 from infq.logs import configure
 from infq.ops.autoscaler import WORKER_METRICS_OFFSET, Autoscaler
 from infq.ops.flower import credentials
 from infq.ops.health import UP_FILE, Health, collect
 from infq.ops.lag import LagProbe, LagWatcher
 from infq.ops.supervisor import Supervisor, infq_argv
+from infq.outages import tcp_problem
 from infq.settings import Environment, Settings
 
 console = Console()
@@ -129,31 +131,39 @@ def _record(path: Path, supervisor: Supervisor, last: dict[str, int]) -> dict[st
 
 
 def overview(as_json: bool) -> None:
-    """``infq status`` without a job id."""
+    """``infq status`` without a job id. A service that refuses connections is not asked
+    anything more (a Kafka client would retry for half a minute); the command then ends
+    with one line naming what is down, exit status 3."""
     settings = Settings()
     lag = None
-    try:
-        probe = LagProbe(settings)
+    if tcp_problem(settings.kafka, service="kafka") is None:
         try:
-            lag = probe.lag(settings.jobs_topic)
-        finally:
-            probe.close()
-    except Exception:  # noqa: S110 - Kafka is reported unreachable by the service check
-        pass
-    engine = make_engine(settings.database)
-    try:
-        sessions = make_sessionmaker(engine)
+            probe = LagProbe(settings)
+            try:
+                lag = probe.lag(settings.jobs_topic)
+            finally:
+                probe.close()
+        except Exception:  # noqa: S110 - Kafka is reported unreachable by the service check
+            pass
+    health = None
+    if tcp_problem(settings.database, service="postgres") is None:
+        engine = make_engine(settings.database)
         try:
-            with sessions() as session:
+            with make_sessionmaker(engine)() as session:
                 health = collect(settings, session, kafka_lag=lag)
-        except Exception:
-            health = collect(settings, None, kafka_lag=lag)
-    finally:
-        engine.dispose()
+        except Exception:  # noqa: S110 - reported as Postgres unreachable just below
+            pass
+        finally:
+            engine.dispose()
+    if health is None:
+        health = collect(settings, None, kafka_lag=lag)
     if as_json:
         typer.echo(health.to_json())
     else:
         _print(health)
+    down = health.unreachable
+    if down:
+        raise ServiceUnavailable(list(down))  # the table above says why
     if not health.healthy:
         raise typer.Exit(1)
 

@@ -7,7 +7,6 @@ from rich.console import Console
 from rich.table import Table
 
 from infq.bootstrap import forget_lost_payloads, initialise
-from infq.errors import InfqError
 from infq.settings import Settings
 from infq.stack.supervisor import ServiceState, Stack
 
@@ -60,12 +59,9 @@ def bring_up(settings: Settings) -> Settings:
 
 @app.command("up")
 def up() -> None:
-    """Start the local services (idempotent), migrate Postgres, create topics and bucket."""
-    try:
-        bring_up(Settings())
-    except InfqError as e:
-        console.print(f"[red]error:[/] {e}")
-        raise typer.Exit(1) from e
+    """Start the local services (idempotent), migrate Postgres, create topics and bucket.
+    A service that cannot start ends it with one line and exit status 3."""
+    bring_up(Settings())
 
 
 @app.command("status")

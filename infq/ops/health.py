@@ -8,15 +8,14 @@ Everything is read in a few statements; nothing here changes state.
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from infq.ops.backlog import WorkRemaining, measure
+from infq.outages import tcp_problem
 from infq.settings import Settings
 from infq.stack.processes import is_alive
 
@@ -57,20 +56,26 @@ class Health:
         waiting = any(sum(stages.values()) for stages in self.work.values())
         return services_ok and (not waiting or any(w["live"] for w in self.workers))
 
+    @property
+    def unreachable(self) -> dict[str, str]:
+        """Service → what is wrong, for each service that did not answer."""
+        return {name: state for name, state in self.services.items() if state != "ok"}
+
     def to_json(self) -> str:
         """For ``infq status --json``."""
         return json.dumps({**asdict(self), "healthy": self.healthy}, default=str, indent=2)
 
 
-def tcp_check(url: str, default_port: int) -> str:
+def tcp_state(url: str, *, service: str) -> str:
     """ "ok" if something accepts a connection at the URL's host and port."""
-    parts = urlsplit(url if "://" in url else f"tcp://{url.split(',')[0]}")
-    host, port = parts.hostname or "127.0.0.1", parts.port or default_port
-    try:
-        with socket.create_connection((host, port), timeout=2.0):
-            return "ok"
-    except OSError as e:
-        return f"unreachable ({host}:{port}: {e.strerror or e})"
+    problem = tcp_problem(url, service=service)
+    return "ok" if problem is None else f"unreachable ({problem})"
+
+
+def postgres_state(settings: Settings) -> str:
+    """Why Postgres gave no session: its port refuses, or it refused us once connected."""
+    problem = tcp_problem(settings.database, service="postgres")
+    return f"unreachable ({problem})" if problem else "unreachable"
 
 
 def up_processes(settings: Settings) -> dict[str, str]:
@@ -93,11 +98,11 @@ def collect(
 ) -> Health:
     """Check the services and, when Postgres answered (``session``), read the rest."""
     h = Health(kafka_lag=kafka_lag)
-    h.services["kafka"] = tcp_check(settings.kafka, 9092)
-    h.services["redis"] = tcp_check(settings.broker, 6379)
+    h.services["kafka"] = tcp_state(settings.kafka, service="kafka")
+    h.services["redis"] = tcp_state(settings.broker, service="redis")
     if settings.s3_endpoint_url:
-        h.services["s3"] = tcp_check(settings.s3_endpoint_url, 443)
-    h.services["postgres"] = "ok" if session is not None else "unreachable"
+        h.services["s3"] = tcp_state(settings.s3_endpoint_url, service="s3")
+    h.services["postgres"] = "ok" if session is not None else postgres_state(settings)
     h.processes = up_processes(settings)
     if session is None:
         return h

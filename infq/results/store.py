@@ -16,6 +16,9 @@ from infq.errors import InfqError
 if TYPE_CHECKING:
     from infq.settings import Settings
 
+# botocore's own default for connecting and for each read.
+BOTOCORE_TIMEOUT_S = 60.0
+
 
 class ResultStoreError(InfqError):
     """A payload could not be written or read."""
@@ -65,19 +68,27 @@ class S3ResultStore:
         self.bucket = bucket
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> S3ResultStore:
-        """Build the boto3 client from settings (no network call yet)."""
+    def from_settings(
+        cls, settings: Settings, *, attempts: int = 5, timeout_s: float | None = None
+    ) -> S3ResultStore:
+        """Build the boto3 client from settings (no network call yet). ``timeout_s``
+        bounds connecting and each read."""
         import boto3
         from botocore.config import Config
 
         secret = settings.s3_secret_access_key
+        timeout = BOTOCORE_TIMEOUT_S if timeout_s is None else timeout_s
         client = boto3.client(
             "s3",
             endpoint_url=settings.s3_endpoint_url,
             region_name=settings.s3_region,
             aws_access_key_id=settings.s3_access_key_id,
             aws_secret_access_key=secret.get_secret_value() if secret else None,
-            config=Config(retries={"max_attempts": 5, "mode": "standard"}),
+            config=Config(
+                retries={"max_attempts": attempts, "mode": "standard"},
+                connect_timeout=timeout,
+                read_timeout=timeout,
+            ),
         )
         return cls(client, bucket=settings.s3_bucket)
 
@@ -137,6 +148,10 @@ class S3ResultStore:
             file, self.bucket, key, ExtraArgs={"ContentType": "application/x-ndjson"}
         )
         return f"s3://{self.bucket}/{key}"
+
+    def ping(self) -> None:
+        """One cheap real request: the bucket exists and answers (raises otherwise)."""
+        self._client.head_bucket(Bucket=self.bucket)
 
     def ensure_ready(self) -> None:
         """Create the bucket when it does not exist."""

@@ -66,6 +66,10 @@ class TcpProxy:
 
     def down(self) -> None:
         """Refuse new connections and cut the open ones."""
+        # close() alone leaves a thread blocked in accept() holding the listening socket,
+        # so one more connection would still get through; shutdown() wakes it first.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             open_now = list(self._open)

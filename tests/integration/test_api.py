@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import signal
+import subprocess
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.bus import ensure_topics
+from infq.outages import address
 from infq.settings import Settings
+from infq.stack.processes import free_port, port_accepts
+from infq.stack.services import Kafka
 from infq.tenants import Credentials
-from tests.integration.harness import InfqProcess, wait_final, wait_for
+from tests.chaos.proxy import TcpProxy
+from tests.integration.conftest import LOG_DIR, STACK_DIR
+from tests.integration.harness import InfqProcess, settings_for, wait_final, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -98,9 +107,14 @@ def test_limits_and_bad_jobs_get_clear_4xx(
     answer = httpx.post(f"{api}/v1/jobs", json=too_many, headers=_auth(alpha))
     assert answer.status_code == 413
     assert "limit" in answer.json()["detail"]
+    assert answer.json()["code"] == "too_large"
     answer = httpx.post(f"{api}/v1/jobs", json={"model": "echo"}, headers=_auth(alpha))
     assert answer.status_code == 422
-    assert "input" in answer.json()["detail"]
+    assert answer.json() == {"detail": "jobs[0].input: field required", "code": "invalid_request"}
+    typo = {"modle": "echo", "input": {"text": "x"}}
+    answer = httpx.post(f"{api}/v1/jobs", json=typo, headers=_auth(alpha))
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("jobs[0].modle: unknown field")
     answer = httpx.post(f"{api}/v1/jobs", json=_job("x", tenant="beta"), headers=_auth(alpha))
     assert answer.status_code == 422
     assert "API key" in answer.json()["detail"]
@@ -154,3 +168,138 @@ def test_a_cancelled_queued_job_never_runs(
     again = httpx.post(f"{api}/v1/jobs/{job_id}/cancel", headers=_auth(alpha))
     assert again.status_code == 409
     assert "cancelled" in again.json()["detail"]
+    assert again.json()["code"] == "conflict"
+
+
+def test_every_error_has_one_shape(api: str, tenants_made: dict[str, Credentials]) -> None:
+    alpha = tenants_made["alpha"]
+    missing = uuid.uuid4()
+    answers = {
+        "no key": httpx.get(f"{api}/v1/jobs/{missing}"),
+        "unknown key": httpx.get(f"{api}/v1/jobs/{missing}", headers={"X-API-Key": "iq_no"}),
+        "no such job": httpx.get(f"{api}/v1/jobs/{missing}", headers={"X-API-Key": alpha.api_key}),
+        "not a job id": httpx.get(f"{api}/v1/jobs/not-a-uuid", headers=_auth(alpha)),
+        "no JSON type": httpx.post(f"{api}/v1/jobs", content=b'{"model": "echo"',
+                                   headers={**_auth(alpha), "Content-Type": "application/json"}),
+        "no route": httpx.get(f"{api}/v2/jobs"),
+        "bad query": httpx.post(f"{api}/v1/batches?model=echo&batch_id=has%20space",
+                                content=b'{"text": "x"}\n', headers=_auth(alpha)),
+    }  # fmt: skip
+    codes = {what: (a.status_code, a.json().get("code")) for what, a in answers.items()}
+    assert codes == {
+        "no key": (401, "unauthorized"),
+        "unknown key": (401, "unauthorized"),
+        "no such job": (404, "not_found"),
+        "not a job id": (422, "invalid_request"),
+        "no JSON type": (422, "invalid_request"),
+        "no route": (404, "not_found"),
+        "bad query": (422, "invalid_request"),
+    }
+    for what, answer in answers.items():
+        body = answer.json()
+        assert set(body) - {"errors"} == {"detail", "code"}, what
+        assert isinstance(body["detail"], str), what
+    assert answers["no key"].headers["www-authenticate"] == "Bearer"
+    assert answers["not a job id"].json()["detail"].startswith("path.job_id: ")
+    assert answers["not a job id"].json()["errors"][0]["loc"] == "path.job_id"
+    assert answers["no JSON type"].json()["detail"].startswith("body: not valid JSON")
+    assert answers["bad query"].json()["detail"].startswith("query.batch_id: ")
+
+
+def test_docs_are_served_without_a_cdn(api: str) -> None:
+    for page in ("/docs", "/redoc"):
+        html = httpx.get(f"{api}{page}")
+        assert html.status_code == 200
+        # Nothing from another host: every asset is a path on this server.
+        assert re.findall(r"(?:https?:)?//[A-Za-z0-9.-]+", html.text) == []
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html.text)
+        assert any(a.endswith(".js") for a in assets), page
+        for asset in assets:
+            assert httpx.get(f"{api}{asset}").status_code == 200, asset
+    spec = httpx.get(f"{api}/openapi.json").json()
+    assert set(spec["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
+
+
+def test_healthz_asks_every_service(api: str) -> None:
+    answer = httpx.get(f"{api}/healthz", timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "status": "ok",
+        "checks": {"postgres": "ok", "kafka": "ok", "redis": "ok", "s3": "ok"},
+    }
+
+
+def test_healthz_names_the_service_that_went_down(
+    stack_env: dict[str, str], settings: Settings
+) -> None:
+    """An API whose Postgres, Redis and S3 sit behind switchable proxies and whose Kafka
+    is a broker of its own: each outage shows on /healthz while the API keeps running."""
+    proxies = {
+        "postgres": TcpProxy(make_url(settings.database).port or 5432),
+        "redis": TcpProxy(make_url(settings.broker).port or 6379),
+        "s3": TcpProxy(address(settings.require("s3_endpoint_url"), service="s3")[1]),
+    }
+    kafka_port = free_port()
+    broker = subprocess.Popen(
+        [str(Kafka().binary(STACK_DIR)), "broker",
+         "--listener-url", f"tcp://127.0.0.1:{kafka_port}",
+         "--advertised-listener-url", f"tcp://127.0.0.1:{kafka_port}",
+         "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    env = {
+        **stack_env,
+        "INFQ_DATABASE_URL": make_url(settings.database)
+        .set(port=proxies["postgres"].port)
+        .render_as_string(hide_password=False),
+        "INFQ_BROKER_URL": f"redis://127.0.0.1:{proxies['redis'].port}/0",
+        "INFQ_S3_ENDPOINT_URL": f"http://127.0.0.1:{proxies['s3'].port}",
+        "INFQ_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+        "INFQ_API_PORT": str(free_port()),
+    }
+    base = f"http://127.0.0.1:{env['INFQ_API_PORT']}"
+    proc: InfqProcess | None = None
+    seen: dict[str, Any] = {}
+
+    def health(status: int) -> bool:
+        nonlocal seen
+        try:
+            answer = httpx.get(f"{base}/healthz", timeout=10)
+        except httpx.HTTPError:
+            return False
+        seen = answer.json()
+        return answer.status_code == status
+
+    try:
+        wait_for(lambda: port_accepts(kafka_port), timeout_s=20, what="a broker of our own")
+        ensure_topics(settings_for(env))
+        proc = InfqProcess(["api"], env=env, log_path=LOG_DIR / "api-healthz.log")
+        # Given an API whose four services answer
+        wait_for(lambda: health(200), timeout_s=60, what="the API's /healthz to be 200")
+        # When its Kafka broker dies, the next check says so (no cached metadata)
+        broker.kill()
+        broker.wait(timeout=10)
+        wait_for(lambda: health(503), timeout_s=15, what="/healthz to notice Kafka")
+        assert seen["code"] == "unavailable"
+        assert seen["detail"] == "kafka is not reachable"
+        assert {k for k, v in seen["checks"].items() if v != "ok"} == {"kafka"}
+        # When Postgres, Redis and S3 go too, all four are named
+        for proxy in proxies.values():
+            proxy.down()
+        try:
+            wait_for(
+                lambda: health(503) and "ok" not in seen["checks"].values(),
+                timeout_s=15,
+                what="/healthz to name every service",
+            )
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last answer: {seen}") from e
+        assert seen["detail"] == "postgres, kafka, redis and s3 are not reachable"
+    finally:
+        if proc is not None:
+            proc.stop()
+        if broker.poll() is None:
+            broker.kill()
+            broker.wait(timeout=10)
+        for proxy in proxies.values():
+            proxy.down()

@@ -141,5 +141,6 @@ def test_status_command_prints_the_result(
         text=True,
         check=False,
     )
-    assert missing.returncode == 2
-    assert "no job" in missing.stdout
+    assert missing.returncode == 5  # ExitCode.NOT_FOUND
+    assert "infq: error: no job" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from infq.errors import ConfigurationError
-from infq.settings import Environment, Settings
+from infq.errors import ConfigurationError, UnknownSetting
+from infq.settings import (
+    Environment,
+    Settings,
+    explain_invalid,
+    refuse_unknown_variables,
+    variable_names,
+)
 
 
 @pytest.fixture
@@ -152,3 +159,103 @@ def test_stack_dir_given_as_argument_is_read(
     monkeypatch.delenv("INFQ_KAFKA_BOOTSTRAP", raising=False)
     monkeypatch.delenv("INFQ_STACK_DIR", raising=False)
     assert Settings(stack_dir=stack_dir).kafka == "h:2"
+
+
+def test_an_unknown_env_variable_is_refused_with_the_name_it_resembles(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_MAX_BATCH_SIZ", "8")
+    with pytest.raises(UnknownSetting) as caught:
+        Settings()
+    assert str(caught.value) == (
+        "unknown setting INFQ_MAX_BATCH_SIZ; did you mean INFQ_MAX_BATCH_SIZE?"
+    )
+    assert caught.value.suggestions == {"INFQ_MAX_BATCH_SIZ": "INFQ_MAX_BATCH_SIZE"}
+    assert isinstance(caught.value, ConfigurationError)
+
+
+def test_unknown_env_variables_without_a_close_name_point_at_the_table(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_BANANA", "1")
+    monkeypatch.setenv("infq_max_wait_m", "5")  # names are case-insensitive, as pydantic's
+    with pytest.raises(UnknownSetting) as caught:
+        Settings()
+    message = str(caught.value)
+    assert message.startswith("unknown settings INFQ_BANANA, infq_max_wait_m; did you mean")
+    assert "INFQ_MAX_WAIT_MS?" in message
+    assert "Configuration table" in message
+
+
+def test_every_setting_and_the_external_variables_are_accepted(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("infq_max_batch_size", "8")  # lower case is the same variable
+    refuse_unknown_variables({name: "x" for name in variable_names()})
+    assert Settings().max_batch_size == 8
+    monkeypatch.setattr("infq.settings.EXTERNAL_VARIABLES", frozenset({"INFQ_READ_ELSEWHERE"}))
+    monkeypatch.setenv("INFQ_READ_ELSEWHERE", "1")
+    Settings()
+
+
+def test_every_infq_variable_the_repository_uses_is_a_setting_or_allowed() -> None:
+    # The deployment files, CI, stack/test/benchmark helpers: whatever sets an INFQ_*
+    # variable there must name one Settings reads, or every infq process would refuse to
+    # start. Prefixes in prose (INFQ_AUTOSCALE_*) end in "_" and are not variables.
+    root = Path(__file__).resolve().parents[2]
+    skip = {".git", ".venv", ".infq", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+            ".hypothesis", "__pycache__", "infq.egg-info"}  # fmt: skip
+    known = set(variable_names())
+    found: dict[str, str] = {}
+    for path in root.rglob("*"):
+        if skip & set(path.relative_to(root).parts) or not path.is_file():
+            continue
+        if path == Path(__file__).resolve():
+            continue  # this file's own misspellings
+        if path.suffix not in {".py", ".yml", ".yaml", ".toml", ".md", ".json", ".sh", ""}:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for name in re.findall(r"\bINFQ_[A-Z0-9_]*[A-Z0-9]\b", text):
+            found.setdefault(name, str(path.relative_to(root)))
+    # A Python constant, not a variable; and the misspelling the README shows refused.
+    for name in ("INFQ_SERVICES", "INFQ_MAX_BATCH_SIZ"):
+        found.pop(name, None)
+    unknown = {name: where for name, where in found.items() if name not in known}
+    assert unknown == {}
+
+
+def test_a_refused_value_is_explained_by_its_variable(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_MAX_BATCH_SIZE", "0")
+    monkeypatch.setenv("INFQ_DATABASE_URL", "postgresql://u:secret@h/db")
+    monkeypatch.setenv("INFQ_FLOWER_PORT", "not-a-port")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    line = explain_invalid(caught.value)
+    assert line is not None
+    assert "INFQ_MAX_BATCH_SIZE=0: Input should be greater than or equal to 1" in line
+    assert "INFQ_FLOWER_PORT=not-a-port:" in line
+    assert "secret" not in line
+
+
+def test_a_refusal_across_settings_keeps_its_own_words(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_AUTOSCALE_MIN_WORKERS", "5")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    assert explain_invalid(caught.value) == (
+        "INFQ_AUTOSCALE_MIN_WORKERS exceeds INFQ_AUTOSCALE_MAX_WORKERS"
+    )
+
+
+def test_validation_errors_of_other_models_are_not_about_settings() -> None:
+    from schemas.jobs import JobRequest
+
+    with pytest.raises(ValidationError) as caught:
+        JobRequest.model_validate({"model": "echo"})
+    assert explain_invalid(caught.value) is None
