@@ -19,6 +19,7 @@ def event_for(job: Job) -> CompletionEvent:
         job_id=job.job_id,
         tenant=job.tenant_id,
         batch_id=job.batch_id,
+        custom_id=job.custom_id,
         status=JobStatus(job.status),
         model=job.model,
         task=job.task,

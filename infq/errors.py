@@ -30,14 +30,21 @@ class RejectedRecord(InfqError):
     ``code`` is a stable machine-readable reason (``invalid_json``, ``invalid_record``,
     ``unknown_model``, ``unsupported_task``, ``input_too_large``, ``record_too_large``);
     ``job_id`` is set when one could be recovered from the record, so the rejection can
-    be recorded against that job.
+    be recorded against that job. ``field`` is the request field at fault (``model``,
+    ``params.top_k``), when one is; ``message`` then starts with it (``model: unknown
+    model 'gpt4'; …``), so a refusal names the field alike on Kafka and at the edges,
+    which prefix the request's place (``jobs[0].model: …``).
     """
 
-    def __init__(self, code: str, message: str, *, job_id: str | None = None) -> None:
-        super().__init__(f"{code}: {message}")
+    def __init__(
+        self, code: str, message: str, *, job_id: str | None = None, field: str | None = None
+    ) -> None:
+        located = f"{field}: {message}" if field else message
+        super().__init__(f"{code}: {located}")
         self.code = code
-        self.message = message
+        self.message = located
         self.job_id = job_id
+        self.field = field
 
 
 class UnknownModel(InfqError):
@@ -110,6 +117,11 @@ class ServiceUnavailable(InfqError):
 
 class InvalidInput(InfqError):
     """What the caller gave (a file, an argument) is not acceptable; says where and why."""
+
+
+class Conflict(InfqError):
+    """What was asked clashes with the current state (cancelling a job that already
+    runs or is final); the message says what the state is."""
 
 
 class NotFound(InfqError):

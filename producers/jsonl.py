@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from schemas.jobs import JobRequest
 
 LINE_FIELDS = frozenset(
-    {"job_id", "task", "params", "priority", "metadata", "webhook_url", "cache"}
+    {"job_id", "custom_id", "task", "params", "priority", "metadata", "webhook_url", "cache"}
 )
 
 
@@ -24,9 +24,12 @@ class BadLine(ValueError):
         self.reason = reason
 
 
-def request_from_line(line: str, *, number: int, model: str, batch_id: str) -> JobRequest:
+def request_from_line(
+    line: str, *, number: int, model: str, batch_id: str, index: int | None = None
+) -> JobRequest:
     """One line → a request. A line is ``{"text": ...}``, a JSON string, or
-    ``{"input": {"text": ...}, "job_id": ..., "params": ..., "metadata": ...}``."""
+    ``{"input": {"text": ...}, "custom_id": ..., "job_id": ..., "params": ...,
+    "metadata": ...}``; ``index`` is its position in the batch."""
     try:
         obj: Any = orjson.loads(line)
     except orjson.JSONDecodeError as e:
@@ -41,7 +44,7 @@ def request_from_line(line: str, *, number: int, model: str, batch_id: str) -> J
     fields = {k: v for k, v in obj.items() if k in LINE_FIELDS}
     source = obj.get("input", {"text": obj.get("text")})
     try:
-        return JobRequest(model=model, input=source, batch_id=batch_id, **fields)
+        return JobRequest(model=model, input=source, batch_id=batch_id, batch_index=index, **fields)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -49,9 +52,21 @@ def request_from_line(line: str, *, number: int, model: str, batch_id: str) -> J
 
 
 def requests_from_lines(lines: Iterable[str], *, model: str, batch_id: str) -> list[JobRequest]:
-    """Every non-blank line as a request (numbered from 1, blank lines counted)."""
-    return [
-        request_from_line(line, number=n, model=model, batch_id=batch_id)
-        for n, line in enumerate(lines, start=1)
-        if line.strip()
-    ]
+    """Every non-blank line as a request, indexed in order from 0 (lines are numbered
+    from 1 in errors, blank lines counted). Two lines with one ``custom_id`` are refused:
+    it is how a caller matches results to requests."""
+    requests: list[JobRequest] = []
+    seen: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        request = request_from_line(
+            line, number=number, model=model, batch_id=batch_id, index=len(requests)
+        )
+        custom = request.custom_id
+        if custom is not None:
+            if custom in seen:
+                raise BadLine(number, f"custom_id {custom!r} repeats line {seen[custom]}")
+            seen[custom] = number
+        requests.append(request)
+    return requests

@@ -44,6 +44,7 @@ class CompletionEvent(BaseModel):
     job_id: UUID
     tenant: str = "default"
     batch_id: str | None = None
+    custom_id: str | None = Field(default=None, description="The request's own id, if given.")
     status: JobStatus
     model: str
     task: str | None = None
@@ -56,6 +57,16 @@ class CompletionEvent(BaseModel):
     submitted_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    result_url: str | None = Field(
+        default=None,
+        description="Webhooks only, when the result is in S3: a presigned URL of its object "
+        "(it expires).",
+    )
+    result_range: str | None = Field(
+        default=None,
+        description="Webhooks only, with result_url: the HTTP Range header to send "
+        "(bytes=first-last).",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

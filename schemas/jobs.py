@@ -23,6 +23,7 @@ from pydantic import (
 
 from infq.errors import RejectedRecord
 from schemas.storable import check_storable, check_unique_keys
+from schemas.wording import describe
 
 SCHEMA_VERSION = 1
 # Validation context flag: the caller already ran check_storable on the raw object.
@@ -84,6 +85,19 @@ class JobRequest(BaseModel):
         pattern=r"^[A-Za-z0-9._:-]+$",
         description="Groups jobs into a named batch.",
     )
+    custom_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="Your own id for the request; echoed in its completion event and in its "
+        "batch's output or error file.",
+    )
+    batch_index: int | None = Field(
+        default=None,
+        ge=0,
+        description="The request's position in its batch (the line number of an upload, from "
+        "0); the batch's output and error files follow it.",
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="Model-specific options.")
     webhook_url: HttpUrl | None = Field(default=None, description="Called when the job is final.")
     priority: int = Field(default=0, ge=0, le=9, description="0 (normal) to 9 (most urgent).")
@@ -129,12 +143,8 @@ def _recover_job_id(obj: object) -> str | None:
 
 
 def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors()[:5]:
-        where = ".".join(str(p) for p in item["loc"]) or "(record)"
-        parts.append(f"{where}: {item['msg']}")
-    more = error.error_count() - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+    # The REST API's words: a typo reads "modle: unknown field" on both edges.
+    return describe(error.errors())
 
 
 def _json_error(raw: bytes, error: orjson.JSONDecodeError) -> RejectedRecord:

@@ -6,7 +6,8 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
-    """Lifecycle of a job. Only the last four are final."""
+    """Lifecycle of a job. All but ``queued`` and ``running`` are final; ``expired``: not
+    started within its batch's completion window."""
 
     QUEUED = "queued"
     RUNNING = "running"
@@ -14,10 +15,17 @@ class JobStatus(StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"
 
 
 FINAL_STATUSES: frozenset[JobStatus] = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.REJECTED, JobStatus.CANCELLED}
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.REJECTED,
+        JobStatus.CANCELLED,
+        JobStatus.EXPIRED,
+    }
 )
 
 

@@ -13,7 +13,10 @@ from infq import __version__
 from infq.api import batches, errors, health, jobs
 from infq.api.context import ApiContext
 from infq.bus import Publisher, make_producer
+from infq.catalogue.catalogue import for_settings
+from infq.catalogue.intake import InputLimits
 from infq.db.session import make_engine, make_sessionmaker
+from infq.dispatch.routecache import RouteCache
 from infq.metrics import families
 from infq.notify import Announcer
 from infq.ops.probes import ServiceProbes
@@ -29,6 +32,9 @@ def create_api(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The dispatcher's catalogue, read first: a bad INFQ_MODELS_FILE stops the API at
+        # start, as it stops the dispatcher, instead of failing every submission.
+        catalogue = for_settings(settings)
         engine = make_engine(settings.database)
         sessions = make_sessionmaker(engine)
         # Fail a request fast instead of hanging for a minute when Kafka is away.
@@ -46,6 +52,9 @@ def create_api(settings: Settings) -> FastAPI:
                 settings=settings, sessions=sessions, publisher=publisher, celery=celery
             ),
             probes=probes,
+            catalogue=catalogue,
+            tokens=InputLimits(),
+            routes=RouteCache(sessions),
         )
         try:
             yield

@@ -1,50 +1,114 @@
-"""``/v1/batches``: upload a JSONL batch, follow it, cancel it."""
+"""``/v1/batches``: upload a JSONL batch, list and read batches, cancel one."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, status
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from infq import cancelling
+from infq.api.batch_views import BatchCreated, BatchList, BatchView
 from infq.api.context import ApiContext, Context, TenantId
 from infq.api.errors import error_responses
-from infq.api.jobs import cancel_jobs, check_callback, publish
-from infq.api.views import BatchCreated, BatchView, Cancelled
+from infq.api.jobs import check_callback, publish, validate_job
+from infq.api.views import Cancelled
+from infq.db import batch_list
 from infq.db import batches as batch_rows
-from infq.db.models import Job
 from producers.jsonl import BadLine, requests_from_lines
 from producers.sdk import new_batch_id
-from schemas.batches import BATCH_ID_PATTERN
-from schemas.status import FINAL_STATUSES, JobStatus
+from schemas.batches import BATCH_ID_PATTERN, BatchStatus, parse_window
 
 router = APIRouter(
     prefix="/v1/batches", tags=["batches"], responses=error_responses(401, 422, 500, 503)
 )
 
+# Documented here, read raw in the route: any content type is accepted (curl's
+# default included), and the size is checked before the body is parsed.
+JSONL_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": 'One request a line: `{"custom_id": "a1", "text": "..."}`, a JSON '
+        'string, or `{"custom_id": ..., "input": {"text": ...}, "params": {...}, '
+        '"metadata": {...}}`.',
+        "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+    }
+}
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(409, 413))
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(409, 413),
+    openapi_extra=JSONL_BODY,
+)
 async def upload(
     ctx: Context,
     tenant: TenantId,
     request: Request,
     model: Annotated[str, Query(description="Model for every job.")],
-    batch_id: Annotated[str | None, Query(max_length=128, pattern=BATCH_ID_PATTERN)] = None,
+    batch_id: Annotated[
+        str | None,
+        Query(max_length=128, pattern=BATCH_ID_PATTERN, description="Unique; generated if absent."),
+    ] = None,
     webhook_url: Annotated[str | None, Query(description="Called when the batch is done.")] = None,
+    completion_window: Annotated[
+        str | None,
+        Query(description="E.g. 24h: jobs not started by then end expired (1m to 7d)."),
+    ] = None,
+    metadata: Annotated[
+        str | None, Query(description="A JSON object kept with the batch (yours).")
+    ] = None,
 ) -> BatchCreated:
-    """Upload JSONL (one job a line: ``{"text": ...}`` or ``{"input": {...}, ...}``)."""
+    """Upload JSONL: one batch of jobs, validated whole before any is queued."""
     limit = ctx.settings.api_max_body_bytes
     declared = int(request.headers.get("content-length") or 0)
     if declared > limit:
         raise HTTPException(413, f"body is {declared} bytes; the limit is {limit}")
-    body = await request.body()
-    if len(body) > limit:
-        raise HTTPException(413, f"body is {len(body)} bytes; the limit is {limit}")
+    raw = await request.body()
+    if len(raw) > limit:
+        raise HTTPException(413, f"body is {len(raw)} bytes; the limit is {limit}")
+    options = BatchOptions.parse(completion_window=completion_window, metadata=metadata)
     # Parsing, Postgres and Kafka block: keep them off the event loop.
     return await run_in_threadpool(
-        _create_batch, ctx, tenant, body, model=model, batch_id=batch_id, webhook_url=webhook_url
-    )
+        _create_batch, ctx, tenant, raw, model=model, batch_id=batch_id,
+        webhook_url=webhook_url, options=options,
+    )  # fmt: skip
+
+
+class BatchOptions:
+    """A batch's completion window and metadata, checked."""
+
+    def __init__(self, window_s: int | None, metadata: dict[str, Any]) -> None:
+        self.window_s = window_s
+        self.metadata = metadata
+
+    @classmethod
+    def parse(cls, *, completion_window: str | None, metadata: str | None) -> BatchOptions:
+        """422 with the reason when either is malformed."""
+        window_s = None
+        if completion_window is not None:
+            try:
+                window_s = parse_window(completion_window)
+            except ValueError as e:
+                raise HTTPException(422, f"completion_window: {e}") from e
+        meta: Any = {}
+        if metadata is not None:
+            try:
+                meta = orjson.loads(metadata)
+            except orjson.JSONDecodeError as e:
+                raise HTTPException(422, f"metadata: not JSON ({e})") from e
+            if not isinstance(meta, dict):
+                raise HTTPException(422, "metadata: must be a JSON object")
+        return cls(window_s, meta)
+
+    def expires_at(self) -> datetime | None:
+        """When the window ends, counted from now."""
+        if self.window_s is None:
+            return None
+        return datetime.now(UTC) + timedelta(seconds=self.window_s)
 
 
 def _create_batch(
@@ -55,6 +119,7 @@ def _create_batch(
     model: str,
     batch_id: str | None,
     webhook_url: str | None,
+    options: BatchOptions,
 ) -> BatchCreated:
     batch = batch_id or new_batch_id()
     try:
@@ -69,7 +134,13 @@ def _create_batch(
         raise HTTPException(413, f"{len(requests)} jobs in one upload; the limit is {cap}")
     if webhook_url is not None:
         check_callback(ctx, webhook_url, where="webhook_url")
-    requests = [r.model_copy(update={"tenant": tenant}) for r in requests]
+    # Every line checked as the dispatcher would, before the batch exists: a bad line
+    # leaves nothing behind (422 naming the line and the dispatcher's code).
+    numbers = [n for n, line in enumerate(lines, start=1) if line.strip()]
+    requests = [
+        validate_job(ctx, r.model_copy(update={"tenant": tenant}), prefix=f"line {n}: ")
+        for n, r in zip(numbers, requests, strict=True)
+    ]
     with ctx.sessions.begin() as session:
         created = batch_rows.create(
             session,
@@ -77,55 +148,57 @@ def _create_batch(
             batch_id=batch,
             total_jobs=len(requests),
             webhook_url=webhook_url,
+            model=model,
+            metadata=options.metadata,
+            expires_at=options.expires_at(),
         )
     if not created:
-        raise HTTPException(409, f"batch {batch!r} exists")
+        raise HTTPException(409, f"batch {batch!r} exists; a batch id names one batch")
     return BatchCreated(batch_id=batch, job_ids=publish(ctx, requests))
+
+
+@router.get("")
+def list_batches(
+    ctx: Context,
+    tenant: TenantId,
+    status: Annotated[list[BatchStatus] | None, Query(description="Any of these.")] = None,
+    created_after: Annotated[datetime | None, Query()] = None,
+    created_before: Annotated[datetime | None, Query()] = None,
+    after: Annotated[str | None, Query(description="The next_cursor of the last page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> BatchList:
+    """Your batches, newest first, a page at a time."""
+    with ctx.sessions() as session:
+        page = batch_list.list_batches(
+            session, tenant=tenant, statuses=[s.value for s in status or ()],
+            created_after=created_after, created_before=created_before, after=after,
+            limit=limit,
+        )  # fmt: skip
+    expires_s = ctx.settings.result_url_expires_s
+    views = [
+        BatchView.of(b, page.counts[(b.tenant_id, b.batch_id)], store=ctx.store,
+                     expires_s=expires_s)
+        for b in page.batches
+    ]  # fmt: skip
+    return BatchList(data=views, has_more=page.next_cursor is not None,
+                     next_cursor=page.next_cursor)  # fmt: skip
 
 
 @router.get("/{batch_id}", responses=error_responses(404))
 def get_batch(ctx: Context, tenant: TenantId, batch_id: str) -> BatchView:
-    """Counts by status, progress, times and the output file once finished."""
+    """Status, request counts, times and, once finished, the output and error files."""
     with ctx.sessions() as session:
         batch = batch_rows.get(session, (tenant, batch_id))
         if batch is None:
             raise HTTPException(404, f"no batch {batch_id!r}")
         counts = batch_rows.counts(session, (tenant, batch_id))
-    final = sum(n for s, n in counts.items() if s in FINAL_STATUSES)
-    output_url = None
-    if batch.output_uri:
-        output_url = ctx.store.presign(
-            batch.output_uri, expires_s=ctx.settings.result_url_expires_s
-        )
-    return BatchView(
-        batch_id=batch_id,
-        total_jobs=batch.total_jobs,
-        counts=counts,
-        final_jobs=final,
-        progress=final / batch.total_jobs if batch.total_jobs else None,
-        created_at=batch.created_at,
-        finished_at=batch.finished_at,
-        cancelled_at=batch.cancelled_at,
-        output_uri=batch.output_uri,
-        output_url=output_url,
-    )
+    return BatchView.of(batch, counts, store=ctx.store,
+                        expires_s=ctx.settings.result_url_expires_s)  # fmt: skip
 
 
 @router.post("/{batch_id}/cancel", responses=error_responses(404))
 def cancel_batch(ctx: Context, tenant: TenantId, batch_id: str) -> Cancelled:
-    """Cancel every queued job of the batch; its jobs still to arrive are cancelled too."""
-    with ctx.sessions.begin() as session:
-        if batch_rows.get(session, (tenant, batch_id)) is None:
-            raise HTTPException(404, f"no batch {batch_id!r}")
-        batch_rows.mark_cancelled(session, (tenant, batch_id))
-        queued = list(
-            session.scalars(
-                select(Job.job_id).where(
-                    Job.tenant_id == tenant,
-                    Job.batch_id == batch_id,
-                    Job.status == JobStatus.QUEUED.value,
-                )
-            )
-        )
-    done = cancel_jobs(ctx, tenant, queued)
+    """Cancel every queued job of the batch; its jobs still to arrive are cancelled too.
+    Running jobs finish; then the batch ends ``cancelled`` with its files."""
+    done = cancelling.cancel_batch(ctx.sessions, ctx.announcer, (tenant, batch_id))
     return Cancelled(cancelled=len(done))

@@ -14,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infq import tenants
 from infq.bus import Publisher
+from infq.catalogue.catalogue import Catalogue
+from infq.catalogue.intake import InputLimits
+from infq.dispatch.routecache import RouteCache
 from infq.notify import Announcer
 from infq.ops.probes import ServiceProbes
 from infq.results.store import S3ResultStore
@@ -24,7 +27,8 @@ KEY_CACHE_TTL_S = 60.0
 
 @dataclass
 class ApiContext:
-    """Clients the routes share."""
+    """Clients the routes share, and what jobs are checked against at submission: the
+    dispatcher's catalogue, token counter and stored routes (:mod:`infq.catalogue.checks`)."""
 
     settings: Settings
     engine: Engine
@@ -34,6 +38,9 @@ class ApiContext:
     store: S3ResultStore
     announcer: Announcer
     probes: ServiceProbes
+    catalogue: Catalogue
+    tokens: InputLimits
+    routes: RouteCache
     _keys: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def tenant_for(self, api_key: str) -> str | None:

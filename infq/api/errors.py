@@ -18,9 +18,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from infq.errors import InfqError, InvalidInput, NotFound, RejectedRecord, UnknownModel
+from infq.errors import Conflict, InfqError, InvalidInput, NotFound, RejectedRecord, UnknownModel
 from infq.outages import outage_of
 from infq.webhooks.urls import RefusedCallbackUrl
+from schemas.wording import message_of, typos_first
 
 log = logging.getLogger("infq.api")
 
@@ -99,7 +100,7 @@ def describe_validation(errors: Sequence[Mapping[str, Any]]) -> tuple[str, list[
     """pydantic's errors as one readable sentence (the first error, and how many more)
     and as a list (``body.modle: unknown field``). Unknown fields come first: a typo
     (``modle``) also makes the real field missing, and the typo is the thing to fix."""
-    fields = sorted((_field_error(e) for e in errors), key=lambda f: f.type != "extra_forbidden")
+    fields = [_field_error(e) for e in typos_first(errors)]
     if not fields:
         return "invalid request", []
     first = fields[0]
@@ -112,15 +113,11 @@ def describe_validation(errors: Sequence[Mapping[str, Any]]) -> tuple[str, list[
 def _field_error(error: Mapping[str, Any]) -> FieldError:
     loc = [str(p) for p in error.get("loc", ())]
     kind = str(error.get("type", ""))
-    message = str(error.get("msg", "invalid"))
-    if kind == "extra_forbidden":
-        message = "unknown field"
-    elif kind == "json_invalid":
+    message = message_of(error)
+    if kind == "json_invalid":
         loc = loc[:1]  # ("body", position): the position goes into the message
         reason = (error.get("ctx") or {}).get("error", "")
         message = f"not valid JSON ({reason})" if reason else "not valid JSON"
-    elif kind == "missing":
-        message = "field required"
     if loc == ["body"] and kind in ("missing", "dict_type", "model_attributes_type"):
         message = f"{message}; {_BODY_HINT}"
     return FieldError(loc=".".join(loc) or "request", message=message, type=kind)
@@ -152,6 +149,8 @@ def expected_error(exc: Exception) -> JSONResponse | None:
         return error_response(422, str(exc))
     if isinstance(exc, NotFound):
         return error_response(404, str(exc))
+    if isinstance(exc, Conflict):
+        return error_response(409, str(exc))
     return None
 
 

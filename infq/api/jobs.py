@@ -1,22 +1,25 @@
-"""``/v1/jobs``: submit, read, fetch results, cancel."""
+"""``/v1/jobs``: submit, list, read, fetch results, cancel."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, status
+from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import ValidationError
 
+from infq import cancelling
 from infq.api.context import ApiContext, Context, TenantId
 from infq.api.errors import describe_validation, error_responses
-from infq.api.views import Cancelled, JobView, ResultView, Submitted
+from infq.api.views import Cancelled, JobList, JobView, ResultView, Submitted, job_view
 from infq.bus import Message
-from infq.completion import event_for
-from infq.db import cache as cache_rows
+from infq.catalogue.checks import admit
 from infq.db import jobs as job_rows
+from infq.db import listing
 from infq.db.models import Job
-from infq.errors import PublishFailed, RejectedRecord
+from infq.errors import Conflict, PublishFailed, RejectedRecord
+from infq.pagination import Cursor
 from infq.webhooks.urls import RefusedCallbackUrl, check_destination, system_resolve
 from producers.sdk import encode
 from schemas.jobs import JobRequest
@@ -45,18 +48,42 @@ def parse_requests(ctx: ApiContext, tenant: str, items: list[Any]) -> list[JobRe
         except ValidationError as e:
             detail, _ = describe_validation(e.errors())
             raise HTTPException(422, f"jobs[{n}].{detail}") from e
-        if request.webhook_url is not None:
-            check_callback(ctx, str(request.webhook_url), where=f"jobs[{n}].webhook_url")
-        requests.append(request)
+        requests.append(validate_job(ctx, request, prefix=f"jobs[{n}]."))
     return requests
 
 
+def validate_job(ctx: ApiContext, request: JobRequest, *, prefix: str) -> JobRequest:
+    """What the dispatcher would refuse, refused now: model, task, params, revision,
+    input size (bytes, and tokens where the model's entry says ``reject``) and webhook URL
+    (plus where it leads: no private networks).
+
+    Raises :class:`RejectedRecord` with the dispatcher's code and ``prefix`` before the
+    field (``jobs[0].model: unknown model 'gpt4'; known: …``), which the error handler
+    answers as a 422 ``{"detail", "code"}``. Returns the request with its job id fixed
+    (publish it, not the original: the id chose the revision whose tokenizer counted).
+    """
+    try:
+        admitted = admit(
+            request,
+            catalogue=ctx.catalogue,
+            max_input_bytes=ctx.settings.max_input_bytes,
+            tokens=ctx.tokens,
+            routes=ctx.routes.get(),
+        )
+    except RejectedRecord as e:
+        raise RejectedRecord(e.code, prefix + e.message) from e
+    if admitted.webhook_url is not None:
+        check_callback(ctx, str(admitted.webhook_url), where=f"{prefix}webhook_url")
+    return admitted
+
+
 def check_callback(ctx: ApiContext, url: str, *, where: str) -> None:
-    """Refuse callback URLs that point inside our network (unless allow-listed)."""
+    """Refuse callback URLs that point inside our network (unless allow-listed): 422
+    with the dispatcher's code for a bad webhook URL, ``invalid_webhook_url``."""
     try:
         check_destination(url, allow=ctx.settings.webhook_allow, resolve=system_resolve)
     except RefusedCallbackUrl as e:
-        raise HTTPException(422, f"{where}: {e.reason}") from e
+        raise RejectedRecord("invalid_webhook_url", f"{where}: {e.reason}") from e
 
 
 def publish(ctx: ApiContext, requests: list[JobRequest]) -> list[uuid.UUID]:
@@ -94,19 +121,58 @@ def submit(
     tenant: TenantId,
     body: Annotated[dict[str, Any], Body(description='One job, or {"jobs": [...]}')],
 ) -> Submitted:
-    """Submit one job or many; returns their ids."""
+    """Submit one job or many; returns their ids. Every job is checked as the dispatcher
+    will check it (model, task, params, revision, input size, webhook URL): one bad job
+    refuses the whole request with a 422 naming it, and nothing is sent."""
     items = body.get("jobs", [body])
     if not isinstance(items, list):
         raise HTTPException(422, "jobs must be a list")
     return Submitted(job_ids=publish(ctx, parse_requests(ctx, tenant, items)))
 
 
+@router.get("")
+def list_jobs(
+    ctx: Context,
+    tenant: TenantId,
+    statuses: Annotated[
+        list[str] | None,
+        Query(
+            alias="status",
+            description="Only jobs in these statuses: repeat it, or separate by commas.",
+        ),
+    ] = None,
+    batch_id: Annotated[str | None, Query(max_length=128)] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="ISO 8601, inclusive (UTC when no zone is given).")
+    ] = None,
+    created_before: Annotated[datetime | None, Query(description="ISO 8601, exclusive.")] = None,
+    after: Annotated[str | None, Query(description="The next_cursor of the last page.")] = None,
+    limit: Annotated[int, Query(ge=1, le=listing.MAX_LIMIT)] = listing.DEFAULT_LIMIT,
+) -> JobList:
+    """Your jobs, newest first, a page at a time (the cursor stays right while new jobs
+    arrive: they sort before it, so paging on neither repeats nor skips a job)."""
+    query = listing.JobQuery(
+        tenant=tenant,
+        statuses=listing.parse_statuses(statuses or ()),
+        batch_id=batch_id,
+        created_after=created_after,
+        created_before=created_before,
+        limit=limit,
+        cursor=Cursor.decode(after) if after else None,
+    )
+    with ctx.sessions() as session:
+        page = listing.list_jobs(session, query=query)
+    return JobList(
+        data=[job_view(j) for j in page.jobs],
+        has_more=page.has_more,
+        next_cursor=page.next_cursor.encode() if page.next_cursor else None,
+    )
+
+
 @router.get("/{job_id}", responses=error_responses(404))
 def get_job(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> JobView:
     """A job's status, error, timings and (small) result."""
-    job = own_job(ctx, tenant, job_id)
-    event = event_for(job).model_dump()
-    return JobView(**event, attempts=job.attempts, coalesced_into=job.coalesced_into)
+    return job_view(own_job(ctx, tenant, job_id))
 
 
 @router.get("/{job_id}/result", responses=error_responses(404, 409))
@@ -131,18 +197,7 @@ def get_result(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> ResultView:
 def cancel(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> Cancelled:
     """Cancel a queued job: it will never run. Running or final jobs answer 409."""
     own_job(ctx, tenant, job_id)
-    done = cancel_jobs(ctx, tenant, [job_id])
-    if not done:
+    if not cancelling.cancel_jobs(ctx.sessions, ctx.announcer, tenant, [job_id]):
         job = own_job(ctx, tenant, job_id)
-        raise HTTPException(409, f"job {job_id} is {job.status}; only queued jobs can be cancelled")
+        raise Conflict(f"job {job_id} is {job.status}; only queued jobs can be cancelled")
     return Cancelled(cancelled=1, status="cancelled")
-
-
-def cancel_jobs(ctx: ApiContext, tenant: str, job_ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """Cancel queued jobs, re-lead their followers, announce them."""
-    with ctx.sessions.begin() as session:
-        done = job_rows.cancel_queued(session, tenant=tenant, job_ids=job_ids)
-        cache_rows.promote_followers(session, done)
-        final = job_rows.load(session, done)
-    ctx.announcer.jobs_final(final)
-    return done

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from infq.completion import event_for
+from infq.db.models import Job
 from schemas.events import CompletionEvent
 
 
@@ -22,6 +24,28 @@ class JobView(CompletionEvent):
 
     attempts: int = 0
     coalesced_into: uuid.UUID | None = None
+    created_at: datetime | None = Field(
+        default=None,
+        description="When infq recorded the job: what GET /v1/jobs sorts and filters on.",
+    )
+
+
+def job_view(job: Job) -> JobView:
+    """The view of a job row (``GET /v1/jobs/{id}``, each item of ``GET /v1/jobs``)."""
+    return JobView(
+        **event_for(job).model_dump(),
+        attempts=job.attempts,
+        coalesced_into=job.coalesced_into,
+        created_at=job.created_at,
+    )
+
+
+class JobList(BaseModel):
+    """A page of jobs, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    data: list[JobView]
+    has_more: bool
+    next_cursor: str | None = Field(description="Opaque; null on the last page.")
 
 
 class ResultView(BaseModel):
@@ -32,28 +56,6 @@ class ResultView(BaseModel):
     url: str | None = None
     range: str | None = Field(default=None, description="Send as the HTTP Range header.")
     expires_in_s: int | None = None
-
-
-class BatchCreated(BaseModel):
-    """A batch uploaded as JSONL."""
-
-    batch_id: str
-    job_ids: list[uuid.UUID]
-
-
-class BatchView(BaseModel):
-    """A batch's progress and, once finished, its output file."""
-
-    batch_id: str
-    total_jobs: int | None = Field(description="Known once the batch is sealed.")
-    counts: dict[str, int]
-    final_jobs: int
-    progress: float | None = Field(description="final / total, when the total is known.")
-    created_at: datetime
-    finished_at: datetime | None
-    cancelled_at: datetime | None
-    output_uri: str | None
-    output_url: str | None = None
 
 
 class Cancelled(BaseModel):

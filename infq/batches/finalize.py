@@ -1,4 +1,4 @@
-"""Finishing a batch: its output file, its completion event and its webhook.
+"""Finishing a batch: its output and error files, its completion event and its webhook.
 
 Runs once every job of a sealed batch is final (see :class:`infq.notify.Announcer`).
 Safe to run twice: the output is rewritten identically and only the first run to mark
@@ -8,63 +8,20 @@ the batch finished publishes the event and the webhook.
 from __future__ import annotations
 
 import logging
-import tempfile
-from typing import Any
 
 import orjson
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.batches.files import write_files
 from infq.bus import Message
 from infq.db import batches as batch_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.batches import BatchKey
-from infq.db.models import Job
 from infq.notify import Announcer
-from infq.results.layout import parse_line
 from infq.results.store import ResultStore
-from schemas.batches import BatchCompletedEvent
+from schemas.batches import BatchCompletedEvent, RequestCounts
 
 log = logging.getLogger("infq.batches")
-
-
-def output_key(key: BatchKey) -> str:
-    """Where a batch's output file goes."""
-    tenant, batch_id = key
-    return f"batches/{tenant}/{batch_id}/output.jsonl"
-
-
-def write_output(sessions: sessionmaker[Session], store: ResultStore, key: BatchKey) -> str:
-    """Stream every job of the batch into one JSONL object; returns its uri.
-
-    Jobs are read in payload order, so each worker-batch object is fetched once and
-    held alone in memory; lines are in that order, not submission order.
-    """
-    stmt = (
-        select(Job)
-        .where(Job.tenant_id == key[0], Job.batch_id == key[1])
-        .order_by(Job.result_uri.nulls_first(), Job.result_offset, Job.job_id)
-        .execution_options(yield_per=1000)
-    )
-    current_uri: str | None = None
-    current: bytes = b""
-    with tempfile.TemporaryFile() as out, sessions() as session:
-        for job in session.scalars(stmt):
-            line: dict[str, Any] = {"job_id": str(job.job_id), "status": job.status}
-            if job.status == "succeeded":
-                result = job.result_inline
-                if job.result_uri and job.result_offset is not None and job.result_length:
-                    if job.result_uri != current_uri:
-                        current_uri, current = job.result_uri, store.get(job.result_uri)
-                    end = job.result_offset + job.result_length
-                    result = parse_line(current[job.result_offset : end])
-                line["result"] = result
-            else:
-                line["error"] = {"code": job.error_code, "message": job.error_message}
-            out.write(orjson.dumps(line))
-            out.write(b"\n")
-        out.seek(0)
-        return store.put_file(output_key(key), out)
 
 
 def finalize(
@@ -77,9 +34,11 @@ def finalize(
             return False
         if batch.jobs_final < batch.total_jobs:
             return False
-    uri = write_output(sessions, store, key)
+    files = write_files(sessions, store, key)
     with sessions.begin() as session:
-        done = batch_rows.mark_finished(session, key, output_uri=uri)
+        done = batch_rows.mark_finished(
+            session, key, output_uri=files.output_uri, error_uri=files.error_uri
+        )
         if done is None:
             return False
         counts = batch_rows.counts(session, key)
@@ -87,14 +46,27 @@ def finalize(
             tenant=key[0],
             batch_id=key[1],
             total_jobs=done.total_jobs or 0,
+            status=batch_rows.status_of(done),
             counts=counts,
-            output_uri=uri,
+            request_counts=RequestCounts.of(counts, total=done.total_jobs),
+            output_uri=files.output_uri,
+            error_uri=files.error_uri,
+            metadata=done.metadata_,
             created_at=done.created_at,
             finished_at=done.finished_at or done.created_at,
         )
-        payload = event.model_dump(mode="json")
+        payload = event.model_dump(mode="json", exclude_none=True)
         deliveries = []
         if done.webhook_url:
+            # The webhook carries presigned URLs of both files (they expire; the
+            # event on Kafka carries only the uris).
+            expires_s = announcer.settings.result_url_expires_s
+            signed = event.model_copy(
+                update={
+                    "output_url": store.presign(files.output_uri, expires_s=expires_s),
+                    "error_url": store.presign(files.error_uri, expires_s=expires_s),
+                }
+            )
             deliveries = webhook_rows.ensure(
                 session,
                 [
@@ -103,7 +75,7 @@ def finalize(
                         "event": "batch.completed",
                         "subject_id": f"{key[0]}/{key[1]}",
                         "url": done.webhook_url,
-                        "payload": payload,
+                        "payload": signed.model_dump(mode="json", exclude_none=True),
                     }
                 ],
             )

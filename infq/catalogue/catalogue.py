@@ -145,12 +145,13 @@ class Catalogue:
         try:
             entry = self.get(model)
         except UnknownModel as e:
-            raise RejectedRecord("unknown_model", str(e)) from e
+            raise RejectedRecord("unknown_model", str(e), field="model") from e
         chosen = task or entry.task.value
         if chosen != entry.task.value:
             raise RejectedRecord(
                 "unsupported_task",
                 f"model {entry.name!r} has no task {chosen!r}; tasks: {entry.task.value}",
+                field="task",
             )
         return entry, chosen, check_params(entry, params)
 
@@ -182,16 +183,17 @@ def check_params(entry: Entry, params: dict[str, Any]) -> dict[str, Any]:
         checked: dict[str, Any] = PARAMS[entry.task].model_validate(merged).model_dump()
     except ValidationError as e:
         first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(["params", *(str(p) for p in first["loc"])])
         raise RejectedRecord(
-            "invalid_params", f"params.{where}: {first['msg']} (model {entry.name!r})"
+            "invalid_params", f"{first['msg']} (model {entry.name!r})", field=where
         ) from e
     if entry.task is Task.GENERATE:
         asked = checked.get("max_new_tokens")
         if asked is not None and asked > entry.max_new_tokens:
             raise RejectedRecord(
                 "invalid_params",
-                f"params.max_new_tokens: at most {entry.max_new_tokens} for model {entry.name!r}",
+                f"at most {entry.max_new_tokens} for model {entry.name!r}",
+                field="params.max_new_tokens",
             )
         checked["max_new_tokens"] = asked or entry.max_new_tokens
     return checked

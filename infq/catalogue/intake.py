@@ -3,7 +3,8 @@
 A catalogue entry with ``on_long_input = "reject"`` and ``max_input_tokens`` gets its
 inputs counted in the dispatcher with the revision's own ``tokenizer.json`` (the Rust
 ``tokenizers`` library: no torch, no transformers), so a too-long job is ``rejected``
-at once with ``input_too_long`` instead of failing later in a worker. Counts include
+at once with ``input_too_long`` instead of failing later in a worker; the REST API and
+the CLI count the same way before they send it (:mod:`infq.catalogue.checks`). Counts include
 the special tokens, as the worker's tokenizer does. Where the dispatcher cannot read
 the tokenizer (weights only on GPU hosts, a custom model), the worker still refuses the
 input, and the job ends ``failed`` with the same code.
@@ -41,8 +42,9 @@ class InputLimits:
         if count > limit:
             raise RejectedRecord(
                 "input_too_long",
-                f"input has {count} tokens; model {entry.name!r} accepts at most {limit} "
+                f"{count} tokens; model {entry.name!r} accepts at most {limit} "
                 "(its catalogue entry says on_long_input = 'reject')",
+                field="input.text",
             )
 
     def _tokenizer(self, entry: Entry, revision: Revision) -> Any:

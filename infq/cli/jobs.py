@@ -1,26 +1,31 @@
-"""``infq submit`` and ``infq status``: the caller's side of the queue."""
+"""``infq submit``, ``infq precompute`` and ``infq status``: the caller's side of the queue.
+
+Every request of a file is checked as the dispatcher will check it
+(:mod:`infq.catalogue.checks`) before the first one is sent: a bad line stops the
+command with exit status 4 and one line naming the file, the line and the field.
+"""
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 import typer
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
-from rich.table import Table
 
-from infq.completion import event_for
+from infq.catalogue.catalogue import for_settings
+from infq.catalogue.checks import admit
+from infq.catalogue.intake import InputLimits
+from infq.cli.jobs_admin import show
 from infq.db import jobs as job_rows
 from infq.db.session import one_shot_sessions
-from infq.errors import InvalidInput, NotFound
+from infq.errors import InvalidInput, RejectedRecord
 from infq.follow import follow_batch
 from infq.outages import require_reachable
-from infq.results.fetch import read_result
-from infq.results.store import ResultStoreError, S3ResultStore
 from infq.settings import Settings
+from infq.webhooks.urls import check_syntax
 from producers.jsonl import BadLine, requests_from_lines
 from producers.sdk import JobProducer, new_batch_id
 from schemas.jobs import JobRequest
@@ -28,11 +33,44 @@ from schemas.jobs import JobRequest
 console = Console()
 
 
-def _read_requests(file: Path, *, model: str, batch_id: str) -> list[JobRequest]:
+def _read_requests(
+    file: Path,
+    *,
+    settings: Settings,
+    model: str,
+    batch_id: str,
+    adjust: Callable[[JobRequest], JobRequest] = lambda r: r,
+) -> list[JobRequest]:
+    """FILE's requests (each changed by ``adjust``), checked as the dispatcher will
+    check them; :class:`InvalidInput` names the first bad line.
+
+    The catalogue's default routes pick the revision whose tokenizer counts an input
+    (the CLI reads no stored route); under another stored route the dispatcher counts
+    again, as it does for every job.
+    """
+    catalogue = for_settings(settings)
+    catalogue.get(model)  # an unknown model is one error for the file, not one per line
+    lines = file.read_text().splitlines()
     try:
-        return requests_from_lines(file.read_text().splitlines(), model=model, batch_id=batch_id)
+        requests = requests_from_lines(lines, model=model, batch_id=batch_id)
     except BadLine as e:
         raise InvalidInput(f"{file}: {e}") from e
+    numbers = [n for n, line in enumerate(lines, start=1) if line.strip()]
+    tokens = InputLimits()
+    checked = []
+    for number, request in zip(numbers, requests, strict=True):
+        try:
+            checked.append(
+                admit(
+                    adjust(request),
+                    catalogue=catalogue,
+                    max_input_bytes=settings.max_input_bytes,
+                    tokens=tokens,
+                )
+            )
+        except RejectedRecord as e:
+            raise InvalidInput(f"{file}: line {number}: {e.message}") from e
+    return checked
 
 
 def submit(
@@ -48,7 +86,9 @@ def submit(
     """Submit every line of FILE as a job of one batch, then seal it; prints the batch id."""
     settings = Settings()
     batch = batch_id or new_batch_id()
-    requests = _read_requests(file, model=model, batch_id=batch)
+    if webhook_url is not None:
+        check_syntax(webhook_url)
+    requests = _read_requests(file, settings=settings, model=model, batch_id=batch)
     # A producer would wait half a minute for a broker that is not there.
     require_reachable(settings, "kafka")
     with (
@@ -74,10 +114,13 @@ def precompute(
     """Compute FILE's inputs ahead of time, so later identical jobs are cache hits."""
     settings = Settings()
     batch = f"precompute-{new_batch_id()}"
-    requests = [
-        r.model_copy(update={"tenant": tenant, "cache": True})
-        for r in _read_requests(file, model=model, batch_id=batch)
-    ]
+    requests = _read_requests(
+        file,
+        settings=settings,
+        model=model,
+        batch_id=batch,
+        adjust=lambda r: r.model_copy(update={"tenant": tenant, "cache": True}),
+    )
     require_reachable(settings, "kafka", "postgres")
     with one_shot_sessions(settings.database) as sessions:
         with (
@@ -108,48 +151,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Without a job id: health, work remaining, workers, throughput, recent failures.
-    With one: the job's status, error, timings and result."""
+    With one: the job's status, error, timings and result (as ``infq jobs show``)."""
     if job_id is None:
         from infq.cli.ops import overview
 
         overview(as_json)
         return
-    settings = Settings()
-    try:
-        key = uuid.UUID(job_id)
-    except ValueError as e:
-        raise InvalidInput(f"{job_id!r} is not a job id (a UUID)") from e
-    with one_shot_sessions(settings.database) as sessions, sessions() as session:
-        job = job_rows.get(session, key)
-    if job is None:
-        raise NotFound("job", job_id)
-    try:
-        result = read_result(job, S3ResultStore.from_settings(settings))
-    except ResultStoreError as e:
-        result = None
-        Console(stderr=True).print(f"[yellow]result unavailable:[/] {e}")
-    view = event_for(job).model_dump(mode="json")
-    view["result"] = result
-    view["attempts"] = job.attempts
-    if as_json:
-        typer.echo(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
-        return
-    table = Table(show_header=False, title=f"job {job_id}")
-    for name in ("status", "model", "task", "model_revision", "batch_id", "batch_size", "attempts",
-                 "submitted_at", "started_at", "finished_at"):  # fmt: skip
-        table.add_row(name, str(view.get(name)))
-    if view["error"]:
-        table.add_row("error", f"{view['error']['code']}: {view['error']['message']}")
-    if view["result_ref"]:
-        ref = view["result_ref"]
-        table.add_row("stored at", f"{ref['uri']} bytes {ref['offset']}+{ref['length']}")
-    if result is not None:
-        table.add_row("result", _preview(result))
-    console.print(table)
-
-
-def _preview(result: Any) -> str:
-    if isinstance(result, list) and len(result) > 6:
-        head = ", ".join(f"{x:.4f}" if isinstance(x, float) else str(x) for x in result[:6])
-        return f"[{head}, …] ({len(result)} values)"
-    return orjson.dumps(result).decode()
+    show(job_id, as_json=as_json)

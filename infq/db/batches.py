@@ -2,40 +2,94 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_, update
+from sqlalchemy import and_, case, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from infq.db.cache import promote_followers
 from infq.db.models import Batch, Job
+from schemas.batches import BatchStatus
 
 BatchKey = tuple[str, str]  # (tenant_id, batch_id)
 
 
-def seal(session: Session, seals: Iterable[dict[str, Any]]) -> None:
-    """Record totals (and batch webhooks) from seal records; the last seal wins."""
+def seal(session: Session, seals: Iterable[dict[str, Any]]) -> set[BatchKey]:
+    """Record totals (and batch webhooks) from seal records; returns the keys refused.
+
+    Sealing again with the same total is harmless (a producer's retry). A seal for a
+    batch that already finished, or that names another total than the batch's, is a
+    reused batch id and refused: the batch's output file would miss the new jobs.
+    """
     rows = list(seals)
     if not rows:
-        return
-    stmt = insert(Batch).values([{**r, "sealed_at": func.now()} for r in rows])
-    session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[Batch.tenant_id, Batch.batch_id],
-            set_={
-                "total_jobs": stmt.excluded.total_jobs,
-                "sealed_at": func.now(),
-                "webhook_url": func.coalesce(stmt.excluded.webhook_url, Batch.webhook_url),
-            },
+        return set()
+    keys = list({(r["tenant_id"], r["batch_id"]) for r in rows})
+    known = {
+        (t, b): (total, finished)
+        for t, b, total, finished in session.execute(
+            select(Batch.tenant_id, Batch.batch_id, Batch.total_jobs, Batch.finished_at)
+            .where(tuple_(Batch.tenant_id, Batch.batch_id).in_(keys))
+            .with_for_update()
+        ).tuples()
+    }
+    refused: set[BatchKey] = set()
+    fresh: dict[BatchKey, dict[str, Any]] = {}
+    for row in rows:
+        key = (row["tenant_id"], row["batch_id"])
+        total, finished = known.get(key, (None, None))
+        if key in fresh:
+            total = fresh[key]["total_jobs"]
+        if finished is not None or (total is not None and total != row["total_jobs"]):
+            refused.add(key)
+            continue
+        fresh[key] = row
+    if fresh:
+        stmt = insert(Batch).values([{**r, "sealed_at": func.now()} for r in fresh.values()])
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[Batch.tenant_id, Batch.batch_id],
+                set_={
+                    "total_jobs": stmt.excluded.total_jobs,
+                    "sealed_at": func.coalesce(Batch.sealed_at, func.now()),
+                    "webhook_url": func.coalesce(stmt.excluded.webhook_url, Batch.webhook_url),
+                },
+            )
         )
+    return refused
+
+
+def finished(session: Session, keys: Iterable[BatchKey]) -> set[BatchKey]:
+    """Which of ``keys`` are finished batches (a new job for one is a reused batch id);
+    cancelled ones are left out: their late jobs are cancelled on arrival."""
+    wanted = list(set(keys))
+    if not wanted:
+        return set()
+    stmt = select(Batch.tenant_id, Batch.batch_id).where(
+        tuple_(Batch.tenant_id, Batch.batch_id).in_(wanted),
+        Batch.finished_at.is_not(None),
+        Batch.cancelled_at.is_(None),
     )
+    return {(t, b) for t, b in session.execute(stmt).tuples()}
 
 
 def create(
-    session: Session, *, tenant: str, batch_id: str, total_jobs: int, webhook_url: str | None
+    session: Session,
+    *,
+    tenant: str,
+    batch_id: str,
+    total_jobs: int,
+    webhook_url: str | None,
+    model: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    expires_at: datetime | None = None,
 ) -> bool:
-    """A new sealed batch (REST upload); False when the id is taken for this tenant."""
+    """A new sealed batch (REST upload, CLI); False when the id is taken for this tenant
+    (a batch id is never reused: its output file would miss the new jobs)."""
     stmt = (
         insert(Batch)
         .values(
@@ -44,11 +98,19 @@ def create(
             total_jobs=total_jobs,
             sealed_at=func.now(),
             webhook_url=webhook_url,
+            model=model,
+            metadata_=metadata or {},
+            expires_at=expires_at,
         )
         .on_conflict_do_nothing(index_elements=[Batch.tenant_id, Batch.batch_id])
         .returning(Batch.batch_id)
     )
     return session.scalar(stmt) is not None
+
+
+def exists(session: Session, key: BatchKey) -> bool:
+    """Whether a batch of that id exists for the tenant (sealed, open or finished)."""
+    return session.get(Batch, key) is not None
 
 
 def get(session: Session, key: BatchKey) -> Batch | None:
@@ -103,16 +165,47 @@ def counts(session: Session, key: BatchKey) -> dict[str, int]:
     return {status: int(n) for status, n in session.execute(stmt).tuples()}
 
 
-def mark_finished(session: Session, key: BatchKey, *, output_uri: str) -> Batch | None:
+def mark_finished(
+    session: Session, key: BatchKey, *, output_uri: str, error_uri: str
+) -> Batch | None:
     """Finish a batch once; None when someone else already did."""
     stmt = (
         update(Batch)
         .where(Batch.tenant_id == key[0], Batch.batch_id == key[1], Batch.finished_at.is_(None))
-        .values(finished_at=func.now(), output_uri=output_uri)
+        .values(finished_at=func.now(), output_uri=output_uri, error_uri=error_uri)
         .returning(Batch)
         .execution_options(synchronize_session=False)
     )
     return session.scalar(stmt)
+
+
+def status_of(batch: Batch) -> BatchStatus:
+    """A batch's status from its row (:data:`STATUS_SQL` is the same rule in SQL)."""
+    if batch.finished_at is not None:
+        if batch.cancelled_at is not None:
+            return BatchStatus.CANCELLED
+        if batch.expired_at is not None:
+            return BatchStatus.EXPIRED
+        return BatchStatus.COMPLETED
+    if batch.cancelled_at is not None:
+        return BatchStatus.CANCELLING
+    if batch.total_jobs is not None and batch.jobs_final >= batch.total_jobs:
+        return BatchStatus.FINALIZING
+    if batch.jobs_seen > 0:
+        return BatchStatus.IN_PROGRESS
+    return BatchStatus.VALIDATING
+
+
+# :func:`status_of` in SQL, for filtering lists by status.
+STATUS_SQL = case(
+    (and_(Batch.finished_at.is_not(None), Batch.cancelled_at.is_not(None)), "cancelled"),
+    (and_(Batch.finished_at.is_not(None), Batch.expired_at.is_not(None)), "expired"),
+    (Batch.finished_at.is_not(None), "completed"),
+    (Batch.cancelled_at.is_not(None), "cancelling"),
+    (and_(Batch.total_jobs.is_not(None), Batch.jobs_final >= Batch.total_jobs), "finalizing"),
+    (Batch.jobs_seen > 0, "in_progress"),
+    else_="validating",
+)
 
 
 def mark_cancelled(session: Session, key: BatchKey) -> None:
@@ -122,3 +215,55 @@ def mark_cancelled(session: Session, key: BatchKey) -> None:
         .where(Batch.tenant_id == key[0], Batch.batch_id == key[1])
         .values(cancelled_at=func.coalesce(Batch.cancelled_at, func.now()))
     )
+
+
+_EXPIRE_SQL = text(
+    """
+    WITH due AS (
+        SELECT tenant_id, batch_id FROM batches
+        WHERE expires_at < now() AND finished_at IS NULL
+        ORDER BY expires_at
+        LIMIT :batches
+    ), gone AS (
+        SELECT j.job_id FROM jobs j JOIN due USING (tenant_id, batch_id)
+        WHERE j.status = 'queued'
+        ORDER BY j.job_id
+        LIMIT :jobs
+        FOR UPDATE OF j SKIP LOCKED
+    )
+    UPDATE jobs SET
+        status = 'expired',
+        finished_at = now(),
+        error_code = 'expired',
+        error_message = 'not started within the batch''s completion window',
+        lease_owner = NULL,
+        lease_expires_at = NULL
+    FROM gone WHERE jobs.job_id = gone.job_id
+    RETURNING jobs.job_id, jobs.tenant_id, jobs.batch_id
+    """
+)
+
+
+def expire_due(session: Session, *, limit: int) -> list[uuid.UUID]:
+    """End ``expired`` up to ``limit`` queued jobs of batches past their completion
+    window (jobs already running finish), mark those batches expired, and give the
+    jobs that were waiting for an expired job (identical input, another batch) a new
+    leader. Returns the expired jobs, to announce."""
+    rows = session.execute(_EXPIRE_SQL, {"batches": 100, "jobs": limit}).tuples().all()
+    if not rows:
+        return []
+    ids = [job_id for job_id, _, _ in rows]
+    keys = list({(t, b) for _, t, b in rows})
+    session.execute(
+        update(Batch)
+        .where(tuple_(Batch.tenant_id, Batch.batch_id).in_(keys), Batch.expired_at.is_(None))
+        .values(expired_at=func.now())
+        .execution_options(synchronize_session=False)
+    )
+    leading = session.scalars(
+        select(Job.coalesced_into)
+        .where(Job.coalesced_into.in_(ids), Job.status == "queued")
+        .distinct()
+    ).all()
+    promote_followers(session, [i for i in leading if i is not None])
+    return ids

@@ -198,3 +198,11 @@ def cancel_queued(session: Session, *, tenant: str, job_ids: Iterable[uuid.UUID]
         .execution_options(synchronize_session=False)
     )
     return set(session.scalars(stmt))
+
+
+def existing(session: Session, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``job_ids`` have rows."""
+    ids = list(job_ids)
+    if not ids:
+        return set()
+    return set(session.scalars(select(Job.job_id).where(Job.job_id.in_(ids))))

@@ -44,7 +44,7 @@ from infq.db.models import Job
 from infq.dispatch.admission import plan
 from infq.dispatch.metering import count_admitted, count_dead_letters
 from infq.dispatch.routecache import RouteCache
-from infq.dispatch.seals import Seal, decode_seals
+from infq.dispatch.seals import Seal, batch_finished, batch_reused, decode_seals
 from infq.dispatch.triage import (
     Accepted,
     Limits,
@@ -223,12 +223,17 @@ class Dispatcher:
 
     def _write(self, entries: Sequence[Entry]) -> Written:
         """One transaction: seals, admission, job rows; what to announce afterwards."""
-        seals = [e.row for e in entries if isinstance(e, Seal)]
+        seal_entries = [e for e in entries if isinstance(e, Seal)]
+        seals = [e.row for e in seal_entries]
         accepted = [e for e in entries if isinstance(e, Accepted)]
         rejected = [e for e in entries if isinstance(e, Rejection)]
         out = Written()
         with self.sessions.begin() as session:
-            batch_rows.seal(session, seals)
+            reused = batch_rows.seal(session, seals)
+            out.refused.update((e.record, batch_reused(e)) for e in seal_entries if e.key in reused)
+            seals = [s for s in seals if (s["tenant_id"], s["batch_id"]) not in reused]
+            accepted, late = self._split_late(session, accepted)
+            out.refused.update((a.record, batch_finished(a)) for a in late)
             keys = [a.cache_key for a in accepted if a.cache_key is not None]
             leaders = cache_rows.lock_leaders(session, keys)
             cached = cache_rows.lookup(
@@ -245,10 +250,10 @@ class Dispatcher:
             own = [r for r in rejected if r.has_row]
             rows = admission.rows + [r.row() for r in own]
             out.inserted = job_rows.insert_new(session, rows)
-            reused = job_rows.conflicting(
+            clashing = job_rows.conflicting(
                 session, {a.job_id: a.fingerprint for a in accepted if a.job_id not in out.inserted}
             )
-            out.refused = {a.record: conflict(a) for a in accepted if a.job_id in reused}
+            out.refused.update((a.record, conflict(a)) for a in accepted if a.job_id in clashing)
             # Jobs final on arrival (hits, rejections, cancelled batches) are announced now.
             final_now = [*admission.final, *(r.job_id for r in own if r.job_id)]
             out.announce = job_rows.load(session, [i for i in final_now if i in out.inserted])
@@ -259,6 +264,23 @@ class Dispatcher:
         out.coalesced = sum(1 for i in admission.followers if i in out.inserted)
         count_admitted(accepted, out.inserted, hits=admission.hits, followers=admission.followers)
         return out
+
+    @staticmethod
+    def _split_late(
+        session: Session, accepted: list[Accepted]
+    ) -> tuple[list[Accepted], list[Accepted]]:
+        """Jobs of batches that already finished, apart: new ones reuse a batch id (they
+        would never reach its output file); ones already recorded are a producer's
+        retry, and stay (their insert is a no-op)."""
+        keys = [(a.tenant, a.request.batch_id) for a in accepted if a.request.batch_id]
+        done = batch_rows.finished(session, keys)
+        if not done:
+            return accepted, []
+        suspects = [a for a in accepted if (a.tenant, a.request.batch_id) in done]
+        known = job_rows.existing(session, [a.job_id for a in suspects])
+        late = [a for a in suspects if a.job_id not in known]
+        refused = {id(a) for a in late}
+        return [a for a in accepted if id(a) not in refused], late
 
     def _dead_letter(self, rejected: list[Rejection]) -> None:
         """Send every refused record to the DLQ with its reason and original bytes.

@@ -9,7 +9,8 @@ Every tick (``scheduler_interval_ms``, or at once when the dispatcher recorded j
 * **maintenance** (every ``maintenance_interval_s``, one leader at a time) — expire
   leases (a silent worker's jobs go back to ready, or fail after ``max_attempts``
   lost workers), forget long-dead processes, delete result objects a dead worker
-  wrote but never recorded, and re-drive the outbox: final jobs whose event no broker
+  wrote but never recorded, end ``expired`` the queued jobs of batches past their
+  completion window, and re-drive the outbox: final jobs whose event no broker
   confirmed, webhook deliveries whose attempt is overdue, batches whose jobs are all
   final but which were never finished.
 
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infq.catalogue.catalogue import split_lane
 from infq.db import batches as batch_rows
+from infq.db import jobs as job_rows
 from infq.db import ledger, scheduling
 from infq.db import webhooks as webhook_rows
 from infq.dispatch.enqueue import publish_jobs
@@ -61,6 +63,7 @@ class TickReport:
     redriven_deliveries: int = 0
     redriven_batches: int = 0
     orphans_deleted: int = 0
+    expired: int = 0
 
 
 class Scheduler:
@@ -176,6 +179,7 @@ class Scheduler:
             overdue = webhook_rows.take_overdue(
                 session, grace_s=s.outbox_grace_s, limit=OUTBOX_BATCH
             )
+            expired = batch_rows.expire_due(session, limit=OUTBOX_BATCH)
             unfinished = batch_rows.unfinished_ready(session, limit=OUTBOX_BATCH)
             orphans = ledger.abandoned(session, older_than_s=s.lease_s, limit=OUTBOX_BATCH)
         for uri in orphans:
@@ -195,6 +199,13 @@ class Scheduler:
                 expiry.retried,
                 len(expiry.failed),
             )
+        if expired:
+            # Announced like any final job (events, webhooks, batch finalize); if this
+            # fails, the outbox below re-drives them.
+            with self.sessions() as session:
+                self.announcer.jobs_final(job_rows.load(session, expired))
+            report.expired = len(expired)
+            log.info("batch windows passed: expired jobs=%d", len(expired))
         if unnotified:
             missed = self.announcer.jobs_final(unnotified)
             report.republished = len(unnotified) - missed

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from infq.dispatch.triage import DEFAULT_TENANT, Record, Rejection
+from infq.dispatch.triage import DEFAULT_TENANT, Accepted, Record, Rejection
 from schemas.batches import BatchSeal
 
 
@@ -17,6 +17,34 @@ class Seal:
 
     row: dict[str, Any]
     record: Record
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(tenant, batch id)."""
+        return (self.row["tenant_id"], self.row["batch_id"])
+
+
+def batch_reused(seal: Seal) -> Rejection:
+    """The refusal of a seal for a batch that finished or was sealed with another total."""
+    tenant, batch_id = seal.key
+    return Rejection(
+        "batch_exists",
+        f"batch {batch_id!r} of tenant {tenant!r} already exists (finished, or sealed with "
+        "another total); a batch id names one batch: use a new one",
+        None,
+        seal.record,
+    )
+
+
+def batch_finished(job: Accepted) -> Rejection:
+    """The refusal of a new job for a batch that already finished (a reused batch id)."""
+    return Rejection(
+        "batch_finished",
+        f"batch {job.request.batch_id!r} already finished, so this job would never reach "
+        "its output file; a batch id names one batch: use a new one",
+        job.job_id,
+        job.record,
+    )
 
 
 def decode_seals(records: list[Record]) -> tuple[list[Seal], list[Rejection]]:

@@ -1,7 +1,9 @@
 """Pure triage of Kafka records: each becomes an accepted job or a rejection with a reason.
 
 No Kafka, Postgres or Celery here; the dispatcher loop feeds records in and acts on the
-answer, so every rule about what a valid job is lives in one tested place.
+answer. What a valid job is lives in :func:`infq.catalogue.checks.check_request`, which
+the REST API and the CLI run too; triage adds what only a record has (its bytes, a job
+id from its key or position).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -19,11 +20,10 @@ import orjson
 
 from infq.cache.key import CacheScope, cache_key
 from infq.catalogue.catalogue import Catalogue
+from infq.catalogue.checks import Routes, check_request
 from infq.catalogue.entries import Entry, Revision
 from infq.catalogue.intake import InputLimits
-from infq.catalogue.routing import choose
 from infq.errors import RejectedRecord
-from infq.webhooks.urls import RefusedCallbackUrl, check_syntax
 from schemas.jobs import JobRequest, decode_job_request
 from schemas.storable import printable
 
@@ -95,6 +95,8 @@ class Accepted:
             "source_offset": self.record.offset,
             "submitted_at": submitted_at(self.record),
             "request_hash": self.fingerprint,
+            "custom_id": r.custom_id,
+            "batch_index": r.batch_index,
         }
 
     @cached_property
@@ -177,29 +179,6 @@ class Limits:
     cache_scope: CacheScope = CacheScope.TENANT
 
 
-Routes = Mapping[str, Mapping[str, int]]
-
-
-def pick_revision(entry: Entry, request: JobRequest, job_id: uuid.UUID, routes: Routes) -> Revision:
-    """The job's pinned revision, else the one its model's route gives its id."""
-    if request.revision is not None:
-        try:
-            return entry.revision(request.revision)
-        except KeyError:
-            known = ", ".join(r.name for r in entry.revisions)
-            raise RejectedRecord(
-                "unknown_revision",
-                f"model {entry.name!r} has no revision {request.revision!r}; revisions: {known}",
-            ) from None
-    route = routes.get(entry.name) or entry.default_route
-    name = choose(route, job_id=str(job_id), model=entry.name)
-    try:
-        return entry.revision(name)
-    except KeyError:
-        # A stored route naming a revision the catalogue dropped: the default route.
-        return entry.revision(choose(entry.default_route, job_id=str(job_id), model=entry.name))
-
-
 def triage_one(
     record: Record,
     *,
@@ -214,23 +193,14 @@ def triage_one(
         if record.value is None:
             raise RejectedRecord("invalid_record", "record has no value (tombstone)")
         request = decode_job_request(record.value, max_record_bytes=limits.max_record_bytes)
-        size = len(request.input.text.encode("utf-8"))
-        if size > limits.max_input_bytes:
-            raise RejectedRecord(
-                "input_too_large",
-                f"input.text is {size} bytes; the limit is {limits.max_input_bytes}",
-            )
-        if request.webhook_url is not None:
-            try:
-                check_syntax(str(request.webhook_url))
-            except RefusedCallbackUrl as e:
-                raise RejectedRecord("invalid_webhook_url", e.reason) from e
-        entry, task, params = catalogue.check_job(
-            model=request.model, task=request.task, params=request.params
+        checked = check_request(
+            request,
+            job_id=job_id_of(request, record),
+            catalogue=catalogue,
+            max_input_bytes=limits.max_input_bytes,
+            routes=routes,
+            tokens=tokens,
         )
-        revision = pick_revision(entry, request, job_id_of(request, record), routes or {})
-        if tokens is not None:
-            tokens.check(entry, revision, request.input.text)
     except RejectedRecord as e:
         # A value too broken to read (invalid UTF-8, say) still names its job in the key.
         job_id = e.job_id or key_job_id(record.key)
@@ -249,20 +219,20 @@ def triage_one(
     key = None
     if request.cache:
         key = cache_key(
-            model=entry.name,
-            revision=revision.computed_by,
-            task=task,
-            params=params,
+            model=checked.entry.name,
+            revision=checked.revision.computed_by,
+            task=checked.task,
+            params=checked.params,
             text=request.input.text,
             tenant=tenant if limits.cache_scope is CacheScope.TENANT else None,
         )
     return Accepted(
         job_id=job_id_of(request, record),
         request=request,
-        entry=entry,
-        revision=revision,
-        task=task,
-        params=params,
+        entry=checked.entry,
+        revision=checked.revision,
+        task=checked.task,
+        params=checked.params,
         record=record,
         cache_key=key,
     )

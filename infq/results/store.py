@@ -59,6 +59,10 @@ class ResultStore(Protocol):
         """Store a (possibly large) file under ``key``, streaming; returns its uri."""
         ...
 
+    def presign(self, uri: str, *, expires_s: int = 3600) -> str:
+        """A URL anyone holding it can GET the object at, for ``expires_s``."""
+        ...
+
 
 class S3ResultStore:
     """S3 or any S3-compatible endpoint (MinIO, moto) through boto3."""
@@ -232,3 +236,9 @@ class FileResultStore:
     def ensure_ready(self) -> None:
         """Create the root folder."""
         self.root.mkdir(parents=True, exist_ok=True)
+
+    def presign(self, uri: str, *, expires_s: int = 3600) -> str:
+        """The file's own uri: a local folder needs no signature."""
+        del expires_s
+        self._path_of(uri)
+        return uri

@@ -402,7 +402,7 @@ def test_two_workers_on_a_burst_larger_than_their_window(
     world.start(*ECHO, tag="a")
     world.start(*ECHO, tag="b")
     world.wait_registered(2)
-    window = 2 * 2 * world.settings.max_batch_size  # 2 batches x 2 live slots
+    window = int(world.settings.window_batches * 2 * world.settings.max_batch_size)  # 2 slots
     peak = 0
     done = threading.Event()
 

@@ -247,7 +247,7 @@ def test_schedulers_take_turns_per_model_so_the_window_holds(
     announcer = Announcer(settings=own, sessions=db, publisher=None, celery=celery)  # type: ignore[arg-type]
     scheduler = Scheduler(settings=own, sessions=db, celery=celery, announcer=announcer,
                           store=S3ResultStore.from_settings(own))  # fmt: skip
-    window = 2 * own.max_batch_size
+    window = int(own.window_batches * own.max_batch_size)
 
     # While another scheduler is handing out this model, this one skips it
     with db.begin() as other:

@@ -75,7 +75,8 @@ def test_check_job_refuses_a_task_the_model_lacks() -> None:
     with pytest.raises(RejectedRecord) as caught:
         REGISTRY.check_job(model="all-MiniLM-L6-v2", task="echo", params={})
     assert caught.value.code == "unsupported_task"
-    assert caught.value.message == ("model 'all-MiniLM-L6-v2' has no task 'echo'; tasks: embed")
+    assert caught.value.field == "task"
+    assert caught.value.message == "task: model 'all-MiniLM-L6-v2' has no task 'echo'; tasks: embed"
 
 
 @pytest.mark.parametrize(
@@ -86,6 +87,7 @@ def test_check_job_refuses_bad_params_naming_the_field(params: dict[str, Any], w
     with pytest.raises(RejectedRecord) as caught:
         REGISTRY.check_job(model="all-MiniLM-L6-v2", task=None, params=params)
     assert caught.value.code == "invalid_params"
+    assert caught.value.field == where
     assert caught.value.message.startswith(f"{where}: ")
     assert caught.value.message.endswith("(model 'all-MiniLM-L6-v2')")
 

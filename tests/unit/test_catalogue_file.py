@@ -153,7 +153,7 @@ def test_routes_are_parsed_and_checked() -> None:
 def test_the_dispatcher_side_imports_no_torch() -> None:
     code = (
         "import sys, infq.dispatch.dispatcher, infq.dispatch.scheduler, infq.api.app, "
-        "infq.catalogue.catalogue, infq.cli.models; "
+        "infq.catalogue.catalogue, infq.catalogue.checks, infq.cli.models, infq.cli.jobs; "
         "bad = [m for m in ('torch', 'transformers') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
@@ -186,7 +186,7 @@ def test_long_inputs_are_rejected_at_intake_when_the_entry_says_reject(tmp_path:
     assert caught.value.code == "input_too_long"
     # The same count the worker's tokenizer makes (special tokens included)
     expected = len(AutoTokenizer.from_pretrained(str(folder))(long_text)["input_ids"])
-    assert f"input has {expected} tokens" in caught.value.message
+    assert caught.value.message.startswith(f"input.text: {expected} tokens; ")
     # An entry that truncates is never counted at intake
     truncating = entry.model_copy(update={"on_long_input": "truncate"})
     limits.check(truncating, entry.revisions[0], long_text * 50)

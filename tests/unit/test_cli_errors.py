@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from infq.cli.exits import ExitCode, explain
 from infq.errors import (
     ConfigurationError,
+    Conflict,
     InvalidInput,
     NotFound,
     PublishFailed,
@@ -112,6 +113,8 @@ def _invalid_settings() -> ValidationError:
         (InvalidInput("jobs.jsonl: line 2: not JSON"), ExitCode.INVALID_INPUT,
          "jobs.jsonl: line 2: not JSON"),
         (NotFound("job", "0b7f3c9e"), ExitCode.NOT_FOUND, "no job 0b7f3c9e"),
+        (Conflict("job 0b7f3c9e is running; only queued jobs can be cancelled"),
+         ExitCode.FAILED, "job 0b7f3c9e is running; only queued jobs can be cancelled"),
         (ServiceUnavailable(["kafka", "redis", "postgres"]), ExitCode.UNAVAILABLE,
          "kafka, redis and postgres are not reachable; `infq stack up` starts the local "
          "stack (or check INFQ_KAFKA_BOOTSTRAP, INFQ_BROKER_URL, INFQ_DATABASE_URL)"),
@@ -199,6 +202,29 @@ def test_a_command_whose_service_is_down_says_which(
          "{bad}: line 1: unknown fields ['txt']"),
         ({}, ["status", "not-a-job"], ExitCode.INVALID_INPUT,
          "'not-a-job' is not a job id (a UUID)"),
+        # Checked as the dispatcher checks, before Kafka is even asked
+        ({}, ["submit", "{jobs}", "--model", "gpt4"], ExitCode.INVALID_INPUT,
+         "unknown model 'gpt4'; known: all-MiniLM-L6-v2, echo"),
+        ({}, ["precompute", "{jobs}", "--model", "gpt4"], ExitCode.INVALID_INPUT,
+         "unknown model 'gpt4'; known: all-MiniLM-L6-v2, echo"),
+        ({}, ["submit", "{params}", "--model", "echo"], ExitCode.INVALID_INPUT,
+         "{params}: line 3: params.upper: Input should be a valid boolean, unable to "
+         "interpret input (model 'echo')"),
+        ({}, ["submit", "{params}", "--model", "all-MiniLM-L6-v2"], ExitCode.INVALID_INPUT,
+         "{params}: line 3: params.upper: Extra inputs are not permitted "
+         "(model 'all-MiniLM-L6-v2')"),
+        ({"INFQ_MAX_INPUT_BYTES": "4"}, ["submit", "{jobs}", "--model", "echo"],
+         ExitCode.INVALID_INPUT, "{jobs}: line 1: input.text: 5 bytes; the limit is 4"),
+        ({}, ["submit", "{jobs}", "--model", "echo", "--webhook-url", "ftp://example.com/x"],
+         ExitCode.INVALID_INPUT,
+         "refused callback URL 'ftp://example.com/x': only http and https callbacks are "
+         "allowed, got 'ftp'"),
+        ({}, ["jobs", "show", "not-a-job"], ExitCode.INVALID_INPUT,
+         "'not-a-job' is not a job id (a UUID)"),
+        ({}, ["jobs", "list", "--since", "yesterday"], ExitCode.INVALID_INPUT,
+         "--since: 'yesterday' is not an ISO 8601 time"),
+        ({}, ["jobs", "list", "--after", "not-a-cursor"], ExitCode.INVALID_INPUT,
+         "cursor: not a cursor this API gave out (pass next_cursor as it came)"),
     ],
 )  # fmt: skip
 def test_expected_errors_are_one_line_with_their_exit_status(
@@ -209,8 +235,30 @@ def test_expected_errors_are_one_line_with_their_exit_status(
     code: ExitCode,
     line: str,
 ) -> None:
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"txt": "hello"}\n')
-    done = _infq([a.replace("{bad}", str(bad)) for a in args], {**stack_down, **env})
+    files = {
+        "{bad}": '{"txt": "hello"}\n',
+        "{jobs}": '{"text": "hello"}\n',
+        "{params}": '{"text": "fine"}\n\n{"text": "x", "params": {"upper": "very"}}\n',
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = tmp_path / f"{name.strip('{}')}.jsonl"
+        paths[name].write_text(content)
+
+    def placed(text: str) -> str:
+        for name, path in paths.items():
+            text = text.replace(name, str(path))
+        return text
+
+    done = _infq([placed(a) for a in args], {**stack_down, **env})
     assert done.returncode == code, done.stderr
-    assert done.stderr == f"infq: error: {line.replace('{bad}', str(bad))}\n"
+    assert done.stderr == f"infq: error: {placed(line)}\n"
+
+
+def test_an_unknown_status_filter_lists_the_statuses(stack_down: dict[str, str]) -> None:
+    done = _infq(["jobs", "list", "--status", "queued,done"], stack_down)
+    assert done.returncode == ExitCode.INVALID_INPUT, done.stderr
+    assert done.stderr.startswith(
+        "infq: error: status: unknown status 'done'; statuses: queued, running, succeeded"
+    )
+    assert done.stderr.count("\n") == 1

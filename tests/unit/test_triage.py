@@ -87,18 +87,22 @@ def test_unknown_field_is_named_in_the_rejection() -> None:
     assert "modle" in got.message
 
 
+def test_unknown_field_reads_as_on_rest() -> None:
+    # The REST API answers "jobs[0].modle: unknown field"; Kafka must name it alike.
+    got = rejected(record(job(modle="echo", model=None)))
+    assert got.message.startswith("modle: unknown field; model: field required")
+
+
 def test_unknown_model_lists_the_known_models() -> None:
     got = rejected(record(job(model="minilm")))
     assert (got.code, got.job_id, got.model) == ("unknown_model", JOB_ID, "minilm")
-    assert "'minilm'" in got.message
-    assert "all-MiniLM-L6-v2" in got.message
-    assert "echo" in got.message
+    assert got.message == "model: unknown model 'minilm'; known: all-MiniLM-L6-v2, echo"
 
 
 def test_task_the_model_lacks_is_unsupported() -> None:
     got = rejected(record(job(task="embed")))
     assert got.code == "unsupported_task"
-    assert "'echo'" in got.message
+    assert got.message == "task: model 'echo' has no task 'embed'; tasks: echo"
 
 
 @pytest.mark.parametrize("params", [{"colour": "red"}, {"upper": [1]}])
@@ -113,7 +117,7 @@ def test_input_limit_counts_utf8_bytes_not_characters() -> None:
     accepted(record(job(input={"text": "éééé"})), max_input_bytes=8)
     got = rejected(record(job(input={"text": "ééééé"})), max_input_bytes=8)
     assert got.code == "input_too_large"
-    assert "10 bytes" in got.message
+    assert got.message == "input.text: 10 bytes; the limit is 8"
     assert got.job_id == JOB_ID
 
 
@@ -216,6 +220,8 @@ def test_accepted_row_holds_the_normalised_job() -> None:
         "source_offset": 42,
         "submitted_at": datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
         "request_hash": got.fingerprint,
+        "custom_id": None,
+        "batch_index": None,
     }
 
 

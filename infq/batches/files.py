@@ -1,0 +1,115 @@
+"""A finished batch's two files, in input order: ``output.jsonl`` (one line per
+succeeded request: ``job_id``, ``custom_id``, ``status``, ``result``) and
+``errors.jsonl`` (one per request that failed, was rejected, cancelled or expired:
+``job_id``, ``custom_id``, ``status``, ``error`` with ``code`` and ``message``).
+
+Jobs are read in input order (``batch_index``, then arrival), so results stored in S3
+are read out of order; each worker object is kept in a small LRU while its
+neighbours are read, and jobs of one flush are mostly neighbours in the input, so
+each object is fetched about once. Lines go to temporary files and are streamed to
+the store: a batch of millions never sits in memory.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from infq.db.batches import BatchKey
+from infq.db.models import Job
+from infq.results.layout import parse_line
+from infq.results.store import ResultStore
+
+CACHE_MAX_BYTES = 64 * 1024 * 1024
+
+
+def file_key(key: BatchKey, name: str) -> str:
+    """Where a batch's file goes (``output`` or ``errors``)."""
+    tenant, batch_id = key
+    return f"batches/{tenant}/{batch_id}/{name}.jsonl"
+
+
+@dataclass(frozen=True)
+class BatchFiles:
+    """The uris of a finished batch's files."""
+
+    output_uri: str
+    error_uri: str
+
+
+class ObjectCache:
+    """The most recently read result objects, up to ``max_bytes``."""
+
+    def __init__(self, store: ResultStore, *, max_bytes: int = CACHE_MAX_BYTES) -> None:
+        self._store = store
+        self._max_bytes = max_bytes
+        self._objects: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, uri: str) -> bytes:
+        """The whole object at ``uri``."""
+        found = self._objects.get(uri)
+        if found is not None:
+            self._objects.move_to_end(uri)
+            return found
+        body = self._store.get(uri)
+        self._objects[uri] = body
+        self._bytes += len(body)
+        while self._bytes > self._max_bytes and len(self._objects) > 1:
+            _, dropped = self._objects.popitem(last=False)
+            self._bytes -= len(dropped)
+        return body
+
+
+def line_of(job: Job, objects: ObjectCache) -> tuple[bool, dict[str, Any]]:
+    """(succeeded, the job's line)."""
+    line: dict[str, Any] = {
+        "job_id": str(job.job_id),
+        "custom_id": job.custom_id,
+        "status": job.status,
+    }
+    if job.status == "succeeded":
+        result = job.result_inline
+        if job.result_uri and job.result_offset is not None and job.result_length:
+            body = objects.get(job.result_uri)
+            result = parse_line(body[job.result_offset : job.result_offset + job.result_length])
+        line["result"] = result
+        return True, line
+    line["error"] = {"code": job.error_code, "message": job.error_message}
+    return False, line
+
+
+def write_files(sessions: sessionmaker[Session], store: ResultStore, key: BatchKey) -> BatchFiles:
+    """Write both files of a batch whose jobs are all final; returns their uris."""
+    stmt = (
+        select(Job)
+        .where(Job.tenant_id == key[0], Job.batch_id == key[1])
+        .order_by(Job.batch_index.nulls_last(), Job.created_at, Job.job_id)
+        .execution_options(yield_per=1000)
+    )
+    objects = ObjectCache(store)
+    with (
+        tempfile.TemporaryFile() as output,
+        tempfile.TemporaryFile() as errors,
+        sessions() as session,
+    ):
+        for job in session.scalars(stmt):
+            ok, line = line_of(job, objects)
+            _write_line(output if ok else errors, line)
+        output.seek(0)
+        errors.seek(0)
+        return BatchFiles(
+            output_uri=store.put_file(file_key(key, "output"), output),
+            error_uri=store.put_file(file_key(key, "errors"), errors),
+        )
+
+
+def _write_line(file: BinaryIO, line: dict[str, Any]) -> None:
+    file.write(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY))
+    file.write(b"\n")
