@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
@@ -15,11 +14,12 @@ from infq.api.context import ApiContext, Context, TenantId
 from infq.api.errors import error_responses
 from infq.api.jobs import check_callback, publish, validate_job
 from infq.api.views import Cancelled
+from infq.batches.options import BatchOptions
 from infq.db import batch_list
 from infq.db import batches as batch_rows
 from producers.jsonl import BadLine, requests_from_lines
 from producers.sdk import new_batch_id
-from schemas.batches import BATCH_ID_PATTERN, BatchStatus, parse_window
+from schemas.batches import BATCH_ID_PATTERN, BatchStatus
 
 router = APIRouter(
     prefix="/v1/batches", tags=["batches"], responses=error_responses(401, 422, 500, 503)
@@ -76,39 +76,6 @@ async def upload(
         _create_batch, ctx, tenant, raw, model=model, batch_id=batch_id,
         webhook_url=webhook_url, options=options,
     )  # fmt: skip
-
-
-class BatchOptions:
-    """A batch's completion window and metadata, checked."""
-
-    def __init__(self, window_s: int | None, metadata: dict[str, Any]) -> None:
-        self.window_s = window_s
-        self.metadata = metadata
-
-    @classmethod
-    def parse(cls, *, completion_window: str | None, metadata: str | None) -> BatchOptions:
-        """422 with the reason when either is malformed."""
-        window_s = None
-        if completion_window is not None:
-            try:
-                window_s = parse_window(completion_window)
-            except ValueError as e:
-                raise HTTPException(422, f"completion_window: {e}") from e
-        meta: Any = {}
-        if metadata is not None:
-            try:
-                meta = orjson.loads(metadata)
-            except orjson.JSONDecodeError as e:
-                raise HTTPException(422, f"metadata: not JSON ({e})") from e
-            if not isinstance(meta, dict):
-                raise HTTPException(422, "metadata: must be a JSON object")
-        return cls(window_s, meta)
-
-    def expires_at(self) -> datetime | None:
-        """When the window ends, counted from now."""
-        if self.window_s is None:
-            return None
-        return datetime.now(UTC) + timedelta(seconds=self.window_s)
 
 
 def _create_batch(

@@ -5,6 +5,7 @@ unless ``--tenant``)."""
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -128,6 +129,35 @@ def cancel(batch_id: str, tenant: Tenant = DEFAULT_TENANT) -> None:
     finally:
         publisher.close()
     console.print(f"batch {batch_id}: cancelled {len(done)} queued jobs")
+
+
+def finished_batch(
+    settings: Settings,
+    batch_id: str,
+    *,
+    output: Path | None,
+    timeout_s: float,
+    tenant: str = DEFAULT_TENANT,
+) -> BatchView:
+    """Wait for a batch whose jobs are final to be finished (its files written), print
+    its summary, and write its output file to ``output`` when given."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        view = load(settings, tenant, batch_id)
+        if view.finished_at is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    c = view.request_counts
+    console.print(
+        f"batch {batch_id} {view.status.value}: {c.succeeded} succeeded, {c.failed} failed, "
+        f"{c.cancelled} cancelled, {c.expired} expired"
+    )
+    if view.output_uri and view.error_uri:
+        console.print(f"output: {view.output_uri}\nerrors: {view.error_uri}")
+        if output is not None:
+            output.write_bytes(S3ResultStore.from_settings(settings).get(view.output_uri))
+            console.print(f"wrote {output} (JSONL in input order: job_id, custom_id, result)")
+    return view
 
 
 @app.command("results")

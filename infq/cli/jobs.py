@@ -15,13 +15,17 @@ import typer
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
+from infq.batches.options import BatchOptions
 from infq.catalogue.catalogue import for_settings
 from infq.catalogue.checks import admit
 from infq.catalogue.intake import InputLimits
+from infq.cli.batches import finished_batch
 from infq.cli.jobs_admin import show
+from infq.db import batches as batch_rows
 from infq.db import jobs as job_rows
 from infq.db.session import one_shot_sessions
-from infq.errors import InvalidInput, RejectedRecord
+from infq.dispatch.triage import DEFAULT_TENANT
+from infq.errors import Conflict, InvalidInput, RejectedRecord
 from infq.follow import follow_batch
 from infq.outages import require_reachable
 from infq.settings import Settings
@@ -78,29 +82,67 @@ def submit(
         Path, typer.Argument(exists=True, dir_okay=False, help="JSONL, one job a line.")
     ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model for every job.")],
-    batch_id: Annotated[str | None, typer.Option(help="Batch id (generated if absent).")] = None,
+    batch_id: Annotated[
+        str | None, typer.Option(help="Batch id, never used before (generated if absent).")
+    ] = None,
     webhook_url: Annotated[
         str | None, typer.Option(help="Called (signed) when the whole batch is done.")
     ] = None,
+    completion_window: Annotated[
+        str | None, typer.Option(help="E.g. 24h: jobs not started by then end expired.")
+    ] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help='A JSON object kept with the batch: {"team": "x"}.')
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the batch with a progress bar until done.")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="With --wait: write the results (JSONL) here."),
+    ] = None,
+    timeout_s: Annotated[float, typer.Option(help="With --wait: give up after this.")] = 3600,
 ) -> None:
-    """Submit every line of FILE as a job of one batch, then seal it; prints the batch id."""
+    """Submit every line of FILE as one batch (lines may carry a custom_id), then seal it;
+    prints the batch id. A batch id already used is refused."""
     settings = Settings()
     batch = batch_id or new_batch_id()
+    options = BatchOptions.parse(completion_window=completion_window, metadata=metadata)
+    if output is not None and not wait:
+        raise InvalidInput("--output needs --wait (or use `infq batches results B -o FILE`)")
     if webhook_url is not None:
         check_syntax(webhook_url)
     requests = _read_requests(file, settings=settings, model=model, batch_id=batch)
     # A producer would wait half a minute for a broker that is not there.
-    require_reachable(settings, "kafka")
-    with (
-        JobProducer(
-            settings.kafka, topic=settings.jobs_topic, batches_topic=settings.batches_topic
-        ) as producer,
-        Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar,
-    ):
-        task = bar.add_task("submitting", total=len(requests))
-        producer.submit_requests(requests, on_sent=lambda n: bar.advance(task, n))
-        producer.seal_batch(batch, total_jobs=len(requests), webhook_url=webhook_url)
-    console.print(f"submitted {len(requests)} jobs; batch id: [bold]{batch}[/]")
+    require_reachable(settings, "kafka", "postgres")
+    with one_shot_sessions(settings.database) as sessions:
+        with sessions.begin() as session:
+            created = batch_rows.create(
+                session, tenant=DEFAULT_TENANT, batch_id=batch, total_jobs=len(requests),
+                webhook_url=webhook_url, model=model, metadata=options.metadata,
+                expires_at=options.expires_at(),
+            )  # fmt: skip
+        if not created:
+            raise Conflict(
+                f"batch {batch!r} exists; a batch id names one batch: choose another "
+                "(or leave out --batch-id)"
+            )
+        with (
+            JobProducer(
+                settings.kafka, topic=settings.jobs_topic, batches_topic=settings.batches_topic
+            ) as producer,
+            Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar,
+        ):
+            task = bar.add_task("submitting", total=len(requests))
+            producer.submit_requests(requests, on_sent=lambda n: bar.advance(task, n))
+            producer.seal_batch(batch, total_jobs=len(requests), webhook_url=webhook_url)
+            if wait:
+                computing = bar.add_task("computing", total=len(requests))
+                follow_batch(sessions, batch, total=len(requests), bar=bar, task=computing,
+                             timeout_s=timeout_s)  # fmt: skip
+        console.print(f"submitted {len(requests)} jobs; batch id: [bold]{batch}[/]")
+        if wait:
+            finished_batch(settings, batch, output=output, timeout_s=timeout_s)
 
 
 def precompute(

@@ -3,9 +3,13 @@ error file, request counts, metadata, expiry, listing, and batch ids never reuse
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -211,3 +215,39 @@ def test_a_batch_with_a_bad_line_is_refused_whole_naming_the_line(
     assert unknown.json()["code"] == "unknown_model"
     # Nothing was created: the id is still free
     assert httpx.get(f"{api}/v1/batches/{batch_id}", headers=_auth(alpha)).status_code == 404
+
+
+def test_infq_submit_waits_writes_ordered_results_and_refuses_a_used_batch_id(
+    stack_env: dict[str, str], api: str, tmp_path: Path
+) -> None:
+    # Given a file with custom ids and a batch id of our own
+    batch_id = f"cli-{uuid.uuid4().hex[:8]}"
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text("".join(f'{{"custom_id": "k{n}", "text": "cli {n}"}}\n' for n in range(4)))
+    out = tmp_path / "out.jsonl"
+    env = {**os.environ, **stack_env}
+    # When it is submitted with --wait --output
+    done = subprocess.run(
+        [sys.executable, "-m", "infq", "submit", str(jobs), "--model", "echo", "--batch-id",
+         batch_id, "--metadata", '{"via": "cli"}', "--wait", "--output", str(out)],
+        capture_output=True, text=True, env=env, timeout=180,
+    )  # fmt: skip
+    # Then it followed the batch to the end and wrote its results in input order
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"batch {batch_id} completed: 4 succeeded" in done.stdout
+    lines = [orjson.loads(x) for x in out.read_bytes().splitlines()]
+    assert [(x["custom_id"], x["result"]["text"]) for x in lines] == [
+        (f"k{n}", f"cli {n}") for n in range(4)
+    ]
+    shown = subprocess.run(
+        [sys.executable, "-m", "infq", "batches", "show", batch_id, "--json"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert orjson.loads(shown.stdout)["metadata"] == {"via": "cli"}
+    # And the same batch id again is refused in one line, nothing sent
+    again = subprocess.run(
+        [sys.executable, "-m", "infq", "submit", str(jobs), "--model", "echo", "--batch-id",
+         batch_id], capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert again.stderr.startswith(f"infq: error: batch '{batch_id}' exists")
