@@ -19,6 +19,8 @@ from infq.db import webhooks as webhook_rows
 from infq.db.models import WebhookDelivery
 from infq.stack.processes import free_port
 from infq.tenants import Credentials
+from schemas.batches import BatchCompletedEvent
+from schemas.events import CompletionEvent
 from tests.integration.harness import Receiver, wait_for
 
 pytestmark = pytest.mark.integration
@@ -79,6 +81,7 @@ def test_receiver_down_then_up_is_retried_then_delivered(
     assert len(receiver.received) == 1
     got = receiver.received[0]
     assert got["verified"], got["headers"]
+    CompletionEvent.model_validate(got["body"])  # the published completion-event.v1
     assert got["body"]["job_id"] == job_id
     assert got["body"]["status"] == "succeeded"
     assert got["body"]["result"] == {"text": "call me back", "length": 12}
@@ -169,6 +172,11 @@ def test_batch_output_file_and_batch_webhook(
     assert all(line["status"] == "succeeded" and len(line["result"]) == 384 for line in lines)
     hook = receiver.received[0]
     assert hook["verified"]
+    BatchCompletedEvent.model_validate(hook["body"])  # the published batch-completed-event.v1
+    assert hook["body"]["status"] == "completed"
+    assert hook["body"]["request_counts"]["succeeded"] == 4
+    signed = [orjson.loads(x) for x in httpx.get(hook["body"]["output_url"]).content.splitlines()]
+    assert sorted(line["job_id"] for line in signed) == sorted(ids)
     assert hook["body"]["event"] == "batch.completed"
     assert hook["body"]["batch_id"] == batch_id
     assert hook["body"]["counts"] == {"succeeded": 4}
@@ -217,3 +225,28 @@ def test_retries_follow_max_attempts_exactly_then_the_delivery_is_dead(
         assert len(receiver.received) == 6
     finally:
         receiver.close()
+
+
+def test_a_large_result_webhook_carries_a_presigned_url_inside_the_published_schema(
+    api: str, tenants_made: dict[str, Credentials]
+) -> None:
+    alpha = tenants_made["alpha"]
+    receiver = Receiver(alpha.webhook_secret)
+    try:
+        answer = httpx.post(
+            f"{api}/v1/jobs",
+            json={"model": "all-MiniLM-L6-v2", "input": {"text": f"big {uuid.uuid4()}"},
+                  "webhook_url": receiver.url},
+            headers=_auth(alpha),
+        )  # fmt: skip
+        assert answer.status_code == 202, answer.text
+        wait_for(lambda: len(receiver.received) == 1, timeout_s=60, what="the job webhook")
+    finally:
+        receiver.close()
+    body = receiver.received[0]["body"]
+    event = CompletionEvent.model_validate(body)  # result_url and result_range included
+    assert event.result_ref is not None
+    assert event.result_url is not None
+    assert event.result_range is not None
+    part = httpx.get(event.result_url, headers={"Range": event.result_range})
+    assert len(orjson.loads(part.content)["result"]) == 384
