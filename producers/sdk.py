@@ -136,11 +136,23 @@ class JobProducer:
         model: str,
         batch_id: str | None = None,
         on_sent: Callable[[int], None] | None = None,
+        first_index: int | None = None,
         **fields: Any,
     ) -> list[uuid.UUID]:
-        """Submit one job per text (sharing ``batch_id`` and ``fields``), one flush."""
+        """Submit one job per text (sharing ``batch_id`` and ``fields``), one flush.
+
+        With ``first_index``, the texts are numbered from it (``batch_index``), so the
+        batch's output file follows their order.
+        """
         requests = (
-            JobRequest(model=model, input={"text": t}, batch_id=batch_id, **fields) for t in texts
+            JobRequest(
+                model=model,
+                input={"text": t},
+                batch_id=batch_id,
+                batch_index=None if first_index is None else first_index + n,
+                **fields,
+            )
+            for n, t in enumerate(texts)
         )
         return self.submit_requests(requests, on_sent=on_sent)
 
@@ -176,7 +188,8 @@ class JobProducer:
     ) -> list[uuid.UUID]:
         """Submit a whole batch and seal it; ``webhook_url`` is called when it finishes."""
         ids = self.submit_many(
-            texts, model=model, batch_id=batch_id, tenant=tenant, on_sent=on_sent, **fields
-        )
+            texts, model=model, batch_id=batch_id, tenant=tenant, on_sent=on_sent,
+            first_index=0, **fields,
+        )  # fmt: skip
         self.seal_batch(batch_id, total_jobs=len(ids), tenant=tenant, webhook_url=webhook_url)
         return ids

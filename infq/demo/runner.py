@@ -25,14 +25,19 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.batches.finalize import finalize
+from infq.bus import make_publisher
+from infq.db import batches as batch_rows
 from infq.db.models import Job
 from infq.db.session import make_engine, make_sessionmaker
 from infq.demo.stats import batch_histogram, percentile
 from infq.follow import final_count, follow_batch
+from infq.notify import Announcer
 from infq.ops.autoscaler import Autoscaler, Point, changes, gpu_count
 from infq.ops.lag import LagWatcher
 from infq.ops.policy import PolicyParams
 from infq.ops.supervisor import Supervisor, file_sink
+from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from producers.sdk import JobProducer, new_batch_id
 
@@ -126,6 +131,11 @@ def run_demo(settings: Settings, console: Console) -> None:
     texts = load_texts(repeats=REPEATS)
     batch_id, again_id = new_batch_id(), new_batch_id() + "-again"
     again = texts[:REPEATS]
+    # The main run is a sealed batch, so it ends with its output file like any batch.
+    with sessions.begin() as session:
+        batch_rows.create(session, tenant=tenant, batch_id=batch_id, total_jobs=len(texts),
+                          webhook_url=None, model=MODEL)  # fmt: skip
+    output_uri = None
     try:
         with JobProducer(settings.kafka, topic=settings.jobs_topic) as producer:
             # Warm-up: one job through the whole path, so model loading and the
@@ -145,6 +155,7 @@ def run_demo(settings: Settings, console: Console) -> None:
                     model=MODEL,
                     batch_id=batch_id,
                     tenant=tenant,
+                    first_index=0,
                     on_sent=lambda n: bar.advance(sending, n),
                 )
                 follow_batch(
@@ -161,6 +172,10 @@ def run_demo(settings: Settings, console: Console) -> None:
                     timeout_s=TIMEOUT_S, check=services.check, poll_s=0.05,
                 )  # fmt: skip
                 hits_wall_s = time.monotonic() - hits_started
+        # The notifier finishes batches in production (`infq up`); the demo runs none,
+        # so it finishes its own: the output and error files, in input order.
+        with console.status("writing the batch's output file…"):
+            output_uri = finish_demo_batch(settings, sessions, (tenant, batch_id))
     finally:
         services.stop()
     with sessions() as session:
@@ -170,7 +185,7 @@ def run_demo(settings: Settings, console: Console) -> None:
     _summary(
         console,
         settings,
-        Run(rows=rows, batch_id=batch_id, wall_s=wall_s),
+        Run(rows=rows, batch_id=batch_id, wall_s=wall_s, tenant=tenant, output_uri=output_uri),
         Run(rows=hit_rows, batch_id=again_id, wall_s=hits_wall_s),
         services.scaler.timeline,
         max_workers=services.scaler.params.max_workers,
@@ -184,6 +199,8 @@ class Run:
     rows: list[Job]
     batch_id: str
     wall_s: float
+    tenant: str = ""
+    output_uri: str | None = None  # the batch's output file, once finished
 
     def latencies_s(self) -> list[float]:
         """Kafka timestamp → final, per job."""
@@ -210,6 +227,25 @@ def scaling_text(timeline: list[Point], *, max_workers: int) -> str:
     peak = max((p.actual for p in timeline), default=0)
     shown = " → ".join(changes[:8]) + (" → …" if len(changes) > 8 else "")
     return f"peak {peak} of max {max_workers}; workers alive at {shown}"
+
+
+def finish_demo_batch(
+    settings: Settings, sessions: sessionmaker[Session], key: tuple[str, str]
+) -> str | None:
+    """Finish the demo's batch as the notifier would; returns its output file's uri."""
+    from workers.app import create_app
+
+    publisher = make_publisher(settings)
+    try:
+        announcer = Announcer(settings=settings, sessions=sessions, publisher=publisher,
+                              celery=create_app(settings))  # fmt: skip
+        finalize(key, sessions=sessions, store=S3ResultStore.from_settings(settings),
+                 announcer=announcer)  # fmt: skip
+    finally:
+        publisher.close()
+    with sessions() as session:
+        batch = batch_rows.get(session, key)
+    return batch.output_uri if batch is not None else None
 
 
 def _summary(
@@ -251,6 +287,11 @@ def _summary(
     )
     sample = next((r for r in rows if r.result_uri), None)
     table.add_row("results", f"Postgres table jobs (batch_id='{main.batch_id}')")
+    if main.output_uri:
+        table.add_row("output file", f"{main.output_uri} (JSONL, input order)")
+        table.add_row(
+            "download", f"infq batches results {main.batch_id} --tenant {main.tenant} -o out.jsonl"
+        )
     if sample is not None:
         table.add_row(
             "payloads", f"s3://{settings.s3_bucket}/results/ (one JSONL object per batch)"

@@ -251,3 +251,31 @@ def test_infq_submit_waits_writes_ordered_results_and_refuses_a_used_batch_id(
     )  # fmt: skip
     assert again.returncode == 1, again.stdout + again.stderr
     assert again.stderr.startswith(f"infq: error: batch '{batch_id}' exists")
+
+
+def test_a_kafka_sdk_batch_output_follows_the_order_of_its_texts(
+    api: str, settings: Settings, sessions: sessionmaker[Session]
+) -> None:
+    from infq.db import batches as batch_rows
+    from infq.results.store import S3ResultStore
+
+    batch_id = f"order-{uuid.uuid4().hex[:8]}"
+    texts = [f"{letter} {uuid.uuid4().hex[:4]}" for letter in "zyxwvutsrq"]
+    with JobProducer(settings.kafka, topic=settings.jobs_topic,
+                     batches_topic=settings.batches_topic) as producer:  # fmt: skip
+        ids = producer.submit_batch(texts, model="echo", batch_id=batch_id)
+
+    def written() -> bool:
+        with sessions() as session:
+            batch = batch_rows.get(session, ("default", batch_id))
+            return batch is not None and batch.output_uri is not None
+
+    wait_for(written, timeout_s=120, what=f"batch {batch_id}'s output file")
+    with sessions() as session:
+        batch = batch_rows.get(session, ("default", batch_id))
+        assert batch is not None
+        assert batch.output_uri is not None
+        uri = batch.output_uri
+    lines = [orjson.loads(x) for x in S3ResultStore.from_settings(settings).get(uri).splitlines()]
+    assert [line["job_id"] for line in lines] == [str(i) for i in ids]
+    assert [line["result"]["text"] for line in lines] == texts
