@@ -25,7 +25,7 @@ def initialise(settings: Settings) -> InitReport:
     """Migrate Postgres, ensure the default tenant, create Kafka topics and the bucket."""
     upgrade_to_head(settings.database)
     with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
-        tenants.ensure_default(session)
+        tenants.ensure_default(session, limits=tenants.default_limits(settings))
     created = ensure_topics(settings)
     store = S3ResultStore.from_settings(settings)
     store.ensure_ready()

@@ -124,6 +124,22 @@ class Conflict(InfqError):
     runs or is final); the message says what the state is."""
 
 
+class OverLimit(InfqError):
+    """A tenant limit refuses a submission for now; nothing of it was sent.
+
+    ``code`` is ``queue_full`` (the tenant's max queued jobs) or ``rate_limited`` (its
+    submission rate); ``retry_after_s`` is when trying again makes sense (the REST API
+    sends it as ``Retry-After``).
+    """
+
+    def __init__(self, code: str, message: str, *, tenant: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.tenant = tenant
+        self.retry_after_s = retry_after_s
+
+
 class NotFound(InfqError):
     """A named thing (a job, a batch, a delivery) does not exist."""
 

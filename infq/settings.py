@@ -181,6 +181,17 @@ class Settings(BaseSettings):
     api_max_jobs_per_request: int = Field(default=1000, ge=1)
     api_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
+    # --- tenants: the limits a new tenant starts with (unset: unlimited) ---
+    tenant_max_queued: int | None = Field(
+        default=None, ge=0, description="Jobs a new tenant may have queued at once."
+    )
+    tenant_rate_per_s: float | None = Field(
+        default=None, gt=0, description="Jobs a new tenant may submit per second (REST)."
+    )
+    tenant_burst_s: float = Field(
+        default=1.0, gt=0, description="Seconds of its rate a tenant may submit at once."
+    )
+
     log_level: str = "INFO"
 
     @classmethod

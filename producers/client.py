@@ -32,11 +32,14 @@ FINAL_BATCH_STATUSES = frozenset({"completed", "cancelled", "expired"})
 class ApiError(InfqError):
     """An error answer of the REST API: its HTTP status, ``code`` and ``detail``."""
 
-    def __init__(self, status_code: int, code: str, detail: str) -> None:
+    def __init__(
+        self, status_code: int, code: str, detail: str, *, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(f"{status_code} {code}: {detail}")
         self.status_code = status_code
         self.code = code
         self.detail = detail
+        self.retry_after_s = retry_after_s  # 429 (a tenant's limit) and 503: when to retry
 
 
 class WaitTimeout(InfqError):
@@ -84,7 +87,9 @@ class InfqClient:
                 code, detail = str(body.get("code")), str(body.get("detail"))
             except ValueError:
                 code, detail = "http_error", answer.text[:500]
-            raise ApiError(answer.status_code, code, detail)
+            retry = answer.headers.get("retry-after")
+            wait_s = float(retry) if retry and retry.isdigit() else None
+            raise ApiError(answer.status_code, code, detail, retry_after_s=wait_s)
         return answer.json()
 
     # --- jobs ---

@@ -12,6 +12,7 @@ from prometheus_client import make_asgi_app
 from infq import __version__
 from infq.api import batches, errors, health, jobs
 from infq.api.context import ApiContext
+from infq.api.quotas import Quotas
 from infq.bus import Publisher, make_producer
 from infq.catalogue.catalogue import for_settings
 from infq.catalogue.intake import InputLimits
@@ -55,6 +56,7 @@ def create_api(settings: Settings) -> FastAPI:
             catalogue=catalogue,
             tokens=InputLimits(),
             routes=RouteCache(sessions),
+            quotas=Quotas(sessions, burst_s=settings.tenant_burst_s),
         )
         try:
             yield

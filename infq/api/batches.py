@@ -41,7 +41,7 @@ JSONL_BODY = {
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=error_responses(409, 413),
+    responses=error_responses(409, 413, 429),
     openapi_extra=JSONL_BODY,
 )
 async def upload(
@@ -108,20 +108,25 @@ def _create_batch(
         validate_job(ctx, r.model_copy(update={"tenant": tenant}), prefix=f"line {n}: ")
         for n, r in zip(numbers, requests, strict=True)
     ]
-    with ctx.sessions.begin() as session:
-        created = batch_rows.create(
-            session,
-            tenant=tenant,
-            batch_id=batch,
-            total_jobs=len(requests),
-            webhook_url=webhook_url,
-            model=model,
-            metadata=options.metadata,
-            expires_at=options.expires_at(),
-        )
-    if not created:
-        raise HTTPException(409, f"batch {batch!r} exists; a batch id names one batch")
-    return BatchCreated(batch_id=batch, job_ids=publish(ctx, requests))
+
+    def create_row() -> None:
+        # After the tenant's limits passed (a 429 leaves no batch behind), before the
+        # jobs are sent (they must find it).
+        with ctx.sessions.begin() as session:
+            created = batch_rows.create(
+                session,
+                tenant=tenant,
+                batch_id=batch,
+                total_jobs=len(requests),
+                webhook_url=webhook_url,
+                model=model,
+                metadata=options.metadata,
+                expires_at=options.expires_at(),
+            )
+        if not created:
+            raise HTTPException(409, f"batch {batch!r} exists; a batch id names one batch")
+
+    return BatchCreated(batch_id=batch, job_ids=publish(ctx, requests, prepare=create_row))
 
 
 @router.get("")

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq import tenants
+from infq.api.quotas import Quotas
 from infq.bus import Publisher
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.intake import InputLimits
@@ -21,8 +22,7 @@ from infq.notify import Announcer
 from infq.ops.probes import ServiceProbes
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
-
-KEY_CACHE_TTL_S = 60.0
+from infq.tenants import KEY_CACHE_TTL_S
 
 
 @dataclass
@@ -41,17 +41,21 @@ class ApiContext:
     catalogue: Catalogue
     tokens: InputLimits
     routes: RouteCache
+    quotas: Quotas
     _keys: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def tenant_for(self, api_key: str) -> str | None:
-        """The tenant of an API key, remembered for a minute (a lookup per request is waste)."""
+        """The tenant of an API key, remembered for :data:`KEY_CACHE_TTL_S` (a lookup per
+        request is waste; a longer memory would keep revoked keys working)."""
         now = time.monotonic()
         known = self._keys.get(api_key)
         if known is not None and now - known[1] < KEY_CACHE_TTL_S:
             return known[0]
         with self.sessions() as session:
             tenant = tenants.for_key(session, api_key)
-        if tenant is not None:
+        if tenant is None:
+            self._keys.pop(api_key, None)
+        else:
             self._keys[api_key] = (tenant, now)
         return tenant
 
@@ -68,7 +72,8 @@ Context = Annotated[ApiContext, Depends(context)]
 # Declared as security schemes so /docs has an "Authorize" button for either; neither
 # refuses a request by itself (auto_error=False): current_tenant decides, as before.
 BEARER = HTTPBearer(
-    auto_error=False, description="`Authorization: Bearer <api key>` (`infq tenants create`)."
+    auto_error=False,
+    description="`Authorization: Bearer <api key>` (`infq tenants create` or `infq tenants key`).",
 )
 API_KEY_HEADER = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="The same API key, in `X-API-Key`."

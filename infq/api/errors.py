@@ -9,6 +9,7 @@ sentence for a person, naming the field when a field is wrong.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from infq.errors import Conflict, InfqError, InvalidInput, NotFound, RejectedRecord, UnknownModel
+from infq.errors import (
+    Conflict,
+    InfqError,
+    InvalidInput,
+    NotFound,
+    OverLimit,
+    RejectedRecord,
+    UnknownModel,
+)
 from infq.outages import outage_of
 from infq.webhooks.urls import RefusedCallbackUrl
 from schemas.wording import message_of, typos_first
@@ -45,6 +54,9 @@ DESCRIPTIONS = {
     409: "The request conflicts with the current state (e.g. cancelling a final job).",
     413: "Too many jobs in one request, or too large a body.",
     422: "The request is invalid; `detail` names the field and why.",
+    429: "A tenant limit refused the request, and nothing was sent: `code` is `queue_full` "
+    "(its max queued jobs) or `rate_limited` (its submission rate); retry after the "
+    "`Retry-After` header's seconds.",
     500: "A bug in infq; the server log has the traceback.",
     503: "A service infq needs is down (e.g. Kafka did not confirm); retry later.",
 }
@@ -59,8 +71,8 @@ class ErrorBody(BaseModel):
     code: str = Field(
         description="Stable kind, one per status ("
         + ", ".join(sorted(set(CODES.values())))
-        + ") or finer: unknown_model, or a rejection code of the job contract "
-        "(e.g. input_too_large)."
+        + ") or finer: unknown_model, queue_full, or a rejection code of the job "
+        "contract (e.g. input_too_large)."
     )
 
 
@@ -123,15 +135,33 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
     return FieldError(loc=".".join(loc) or "request", message=message, type=kind)
 
 
+# Headers an error status comes with, as OpenAPI documents them.
+HEADERS: dict[int, dict[str, Any]] = {
+    429: {
+        "Retry-After": {
+            "description": "Whole seconds to wait before sending the request again.",
+            "schema": {"type": "integer"},
+        }
+    }
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` documenting ``statuses`` with the error body."""
     return {
         status: {
             "model": ValidationErrorBody if status == 422 else ErrorBody,
             "description": DESCRIPTIONS.get(status, code_for(status)),
+            **({"headers": HEADERS[status]} if status in HEADERS else {}),
         }
         for status in statuses
     }
+
+
+def retry_after(seconds: float) -> dict[str, str]:
+    """A ``Retry-After`` header: whole seconds, rounded up (never 0: "now" would only be
+    refused again)."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 def expected_error(exc: Exception) -> JSONResponse | None:
@@ -151,6 +181,10 @@ def expected_error(exc: Exception) -> JSONResponse | None:
         return error_response(404, str(exc))
     if isinstance(exc, Conflict):
         return error_response(409, str(exc))
+    if isinstance(exc, OverLimit):
+        return error_response(
+            429, exc.message, code=exc.code, headers=retry_after(exc.retry_after_s)
+        )
     return None
 
 

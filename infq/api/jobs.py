@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,6 +20,7 @@ from infq.catalogue.checks import admit
 from infq.db import jobs as job_rows
 from infq.db import listing
 from infq.db.models import Job
+from infq.dispatch.triage import DEFAULT_TENANT
 from infq.errors import Conflict, PublishFailed, RejectedRecord
 from infq.pagination import Cursor
 from infq.webhooks.urls import RefusedCallbackUrl, check_destination, system_resolve
@@ -86,12 +89,27 @@ def check_callback(ctx: ApiContext, url: str, *, where: str) -> None:
         raise RejectedRecord("invalid_webhook_url", f"{where}: {e.reason}") from e
 
 
-def publish(ctx: ApiContext, requests: list[JobRequest]) -> list[uuid.UUID]:
+def publish(
+    ctx: ApiContext,
+    requests: list[JobRequest],
+    *,
+    prepare: Callable[[], None] = lambda: None,
+) -> list[uuid.UUID]:
     """Put requests on ``infq.jobs``; 503 unless Kafka acknowledged every one of them.
+
+    First each tenant's limits (:mod:`infq.api.quotas`): over its max queued jobs or its
+    rate, the whole request is refused with a 429 and ``Retry-After``, and nothing is
+    sent. Every submission of the API (jobs and batches) comes through here. Then
+    ``prepare`` (a batch creates its row there: after the limits, so a 429 leaves no
+    batch behind, and before the jobs, which must find it); what it raises stops the
+    submission before anything is sent.
 
     Resubmitting after a 503 is safe for jobs that carry a ``job_id`` (the idempotency
     key); a job without one may then exist twice, as with any retried producer.
     """
+    for tenant, jobs in Counter(r.tenant or DEFAULT_TENANT for r in requests).items():
+        ctx.quotas.admit(tenant, jobs=jobs)
+    prepare()
     ids, messages = [], []
     for request in requests:
         job_id, value = encode(request)
@@ -115,7 +133,7 @@ def own_job(ctx: ApiContext, tenant: str, job_id: uuid.UUID) -> Job:
     return job
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(413))
+@router.post("", status_code=status.HTTP_202_ACCEPTED, responses=error_responses(413, 429))
 def submit(
     ctx: Context,
     tenant: TenantId,
@@ -123,7 +141,8 @@ def submit(
 ) -> Submitted:
     """Submit one job or many; returns their ids. Every job is checked as the dispatcher
     will check it (model, task, params, revision, input size, webhook URL): one bad job
-    refuses the whole request with a 422 naming it, and nothing is sent."""
+    refuses the whole request with a 422 naming it, and nothing is sent. Over the
+    tenant's max queued jobs or submission rate: 429 with ``Retry-After``."""
     items = body.get("jobs", [body])
     if not isinstance(items, list):
         raise HTTPException(422, "jobs must be a list")

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from infq.cli import admin, batches, jobs, jobs_admin, models, ops, run, stack
+from infq.cli import admin, batches, jobs, jobs_admin, models, ops, run, stack, tenants
 from infq.cli.bench import bench
 from infq.cli.demo import demo
 from infq.cli.exits import explain
@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack.app, name="stack")
-app.add_typer(admin.tenants_app, name="tenants")
+app.add_typer(tenants.app, name="tenants")
 app.add_typer(admin.webhooks_app, name="webhooks")
 app.add_typer(admin.cache_app, name="cache")
 app.add_typer(models.app, name="models")

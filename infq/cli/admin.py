@@ -1,4 +1,4 @@
-"""Operator commands: ``infq tenants …`` and ``infq webhooks …``."""
+"""Operator commands: ``infq webhooks …`` and ``infq cache …`` (tenants: infq.cli.tenants)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infq import tenants as tenant_rows
 from infq.db import cache as cache_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.session import one_shot_sessions
@@ -18,34 +17,6 @@ from infq.errors import InvalidInput, NotFound
 from infq.settings import Settings
 
 console = Console()
-tenants_app = typer.Typer(help="API keys and webhook secrets.", no_args_is_help=True)
-
-
-@tenants_app.command("create")
-def create_tenant(tenant_id: Annotated[str, typer.Argument(help="Tenant id.")]) -> None:
-    """Create a tenant; prints its API key and webhook secret (shown only now)."""
-    with one_shot_sessions(Settings().database) as sessions, sessions.begin() as session:
-        made = tenant_rows.create(session, tenant_id)
-    if made is None:
-        console.print(f"[red]tenant {tenant_id!r} exists[/]")
-        raise typer.Exit(1)
-    console.print(f"tenant: {made.tenant_id}")
-    console.print(f"api key: {made.api_key}")
-    console.print(f"webhook secret: {made.webhook_secret}")
-
-
-@tenants_app.command("list")
-def list_tenants() -> None:
-    """List tenants."""
-    with one_shot_sessions(Settings().database) as sessions, sessions() as session:
-        rows = tenant_rows.all_tenants(session)
-    table = Table("tenant", "api key", "created")
-    for t in rows:
-        created = f"{t.created_at:%Y-%m-%d %H:%M}"
-        table.add_row(t.tenant_id, "yes" if t.api_key_hash else "-", created)
-    console.print(table)
-
-
 webhooks_app = typer.Typer(help="Webhook deliveries.")
 
 

@@ -18,6 +18,7 @@ from infq.errors import (
     InfqError,
     InvalidInput,
     NotFound,
+    OverLimit,
     RejectedRecord,
     StackError,
     UnknownModel,
@@ -40,8 +41,10 @@ class ExitCode(IntEnum):
     UNAVAILABLE = 3
     # What was given is not acceptable: an unknown model, a bad JSONL line, a bad route.
     INVALID_INPUT = 4
-    # A named job, batch or delivery does not exist.
+    # A named job, batch, delivery or tenant does not exist.
     NOT_FOUND = 5
+    # A tenant limit refused the submission (its max queued jobs): retry later.
+    LIMITED = 6
 
 
 # First match wins: subclasses before the classes they derive from.
@@ -54,6 +57,7 @@ _KINDS: tuple[tuple[type[InfqError], ExitCode], ...] = (
     (BadRoute, ExitCode.INVALID_INPUT),
     (RefusedCallbackUrl, ExitCode.INVALID_INPUT),
     (NotFound, ExitCode.NOT_FOUND),
+    (OverLimit, ExitCode.LIMITED),
 )
 
 

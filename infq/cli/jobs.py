@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
+from infq import tenants as tenant_rows
 from infq.batches.options import BatchOptions
 from infq.catalogue.catalogue import for_settings
 from infq.catalogue.checks import admit
@@ -117,6 +118,7 @@ def submit(
     require_reachable(settings, "kafka", "postgres")
     with one_shot_sessions(settings.database) as sessions:
         with sessions.begin() as session:
+            tenant_rows.check_room(session, DEFAULT_TENANT, jobs=len(requests))
             created = batch_rows.create(
                 session, tenant=DEFAULT_TENANT, batch_id=batch, total_jobs=len(requests),
                 webhook_url=webhook_url, model=model, metadata=options.metadata,

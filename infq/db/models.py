@@ -107,6 +107,8 @@ class Job(Base):
             "created_at",
             postgresql_where=text("status IN ('queued', 'running')"),
         ),
+        # A tenant's queued jobs, counted against its max queued jobs.
+        Index("ix_jobs_tenant_queued", "tenant_id", postgresql_where=text("status = 'queued'")),
     )
 
 
@@ -144,6 +146,9 @@ class Tenant(Base):
     webhook_secret: Mapped[str] = mapped_column(Text)
     # Share of the workers when tenants compete (weighted fair share; 1 by default).
     weight: Mapped[float] = mapped_column(Float, server_default=text("1.0"))
+    # Limits (NULL: none): jobs waiting at once, and jobs submitted per second (REST).
+    max_queued_jobs: Mapped[int | None] = mapped_column(Integer)
+    rate_per_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )

@@ -2,7 +2,8 @@
 
 One poll is one unit of work, with every hop batched:
 
-1. triage the polled records (pure, :mod:`infq.dispatch.triage`) and plan admission
+1. triage the polled records (pure, :mod:`infq.dispatch.triage`), refuse jobs past
+   their tenant's max queued jobs (:mod:`infq.dispatch.quotas`) and plan admission
    (cache hits, followers of identical in-flight jobs: :mod:`infq.dispatch.admission`);
 2. one INSERT … ON CONFLICT DO NOTHING per row shape (the job id is the idempotency
    key, so a redelivered record is not a second job), batch seals, and commit. If
@@ -43,6 +44,7 @@ from infq.db.batches import BatchKey
 from infq.db.models import Job
 from infq.dispatch.admission import plan
 from infq.dispatch.metering import count_admitted, count_dead_letters
+from infq.dispatch.refusals import over_max_queued, split_late
 from infq.dispatch.routecache import RouteCache
 from infq.dispatch.seals import Seal, batch_finished, batch_reused, decode_seals
 from infq.dispatch.triage import (
@@ -232,7 +234,7 @@ class Dispatcher:
             reused = batch_rows.seal(session, seals)
             out.refused.update((e.record, batch_reused(e)) for e in seal_entries if e.key in reused)
             seals = [s for s in seals if (s["tenant_id"], s["batch_id"]) not in reused]
-            accepted, late = self._split_late(session, accepted)
+            accepted, late = split_late(session, accepted)
             out.refused.update((a.record, batch_finished(a)) for a in late)
             keys = [a.cache_key for a in accepted if a.cache_key is not None]
             leaders = cache_rows.lock_leaders(session, keys)
@@ -244,10 +246,14 @@ class Dispatcher:
             stopped = batch_rows.cancelled(
                 session, [(a.tenant, a.request.batch_id) for a in accepted if a.request.batch_id]
             )
+            accepted, full = over_max_queued(
+                session, accepted, cached=cached.keys(), stopped=stopped
+            )
+            out.refused.update((r.record, r) for r in full)
             admission = plan(
                 accepted, leaders=leaders, cached=cached, cancelled=stopped, now=datetime.now(UTC)
             )
-            own = [r for r in rejected if r.has_row]
+            own = [r for r in rejected if r.has_row] + full
             rows = admission.rows + [r.row() for r in own]
             out.inserted = job_rows.insert_new(session, rows)
             clashing = job_rows.conflicting(
@@ -264,23 +270,6 @@ class Dispatcher:
         out.coalesced = sum(1 for i in admission.followers if i in out.inserted)
         count_admitted(accepted, out.inserted, hits=admission.hits, followers=admission.followers)
         return out
-
-    @staticmethod
-    def _split_late(
-        session: Session, accepted: list[Accepted]
-    ) -> tuple[list[Accepted], list[Accepted]]:
-        """Jobs of batches that already finished, apart: new ones reuse a batch id (they
-        would never reach its output file); ones already recorded are a producer's
-        retry, and stay (their insert is a no-op)."""
-        keys = [(a.tenant, a.request.batch_id) for a in accepted if a.request.batch_id]
-        done = batch_rows.finished(session, keys)
-        if not done:
-            return accepted, []
-        suspects = [a for a in accepted if (a.tenant, a.request.batch_id) in done]
-        known = job_rows.existing(session, [a.job_id for a in suspects])
-        late = [a for a in suspects if a.job_id not in known]
-        refused = {id(a) for a in late}
-        return [a for a in accepted if id(a) not in refused], late
 
     def _dead_letter(self, rejected: list[Rejection]) -> None:
         """Send every refused record to the DLQ with its reason and original bytes.
