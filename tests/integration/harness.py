@@ -161,15 +161,16 @@ def completion_events(
 ) -> dict[str, list[dict[str, Any]]]:
     """Completion events per job id for ``ids``, read until each has at least one."""
     wanted = {str(i) for i in ids}
+    # The topic also carries batch.completed events (no job id): keep job events only.
     messages = read_topic(
         settings,
         settings.results_topic,
-        until=lambda ms: wanted <= {m["job_id"] for m in ms},
+        until=lambda ms: wanted <= {m.get("job_id") for m in ms},
         timeout_s=timeout_s,
     )
     found: dict[str, list[dict[str, Any]]] = {}
     for m in messages:
-        if m["job_id"] in wanted:
+        if m.get("event") == "job.completed" and m["job_id"] in wanted:
             found.setdefault(m["job_id"], []).append(m)
     return found
 
