@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_max_jobs_per_request: int = Field(default=1000, ge=1)
     api_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # The OpenAI-compatible surface (/openai/v1): OpenAI's own limits by default.
+    openai_max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    openai_max_batch_lines: int = Field(default=50_000, ge=1)
 
     # --- tenants: the limits a new tenant starts with (unset: unlimited) ---
     tenant_max_queued: int | None = Field(

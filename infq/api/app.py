@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from prometheus_client import make_asgi_app
 
-from infq import __version__
+from infq import __version__, openai_api
 from infq.api import batches, errors, health, jobs
 from infq.api.context import ApiContext
 from infq.api.quotas import Quotas
@@ -20,6 +20,7 @@ from infq.db.session import make_engine, make_sessionmaker
 from infq.dispatch.routecache import RouteCache
 from infq.metrics import families
 from infq.notify import Announcer
+from infq.openai_api import errors as openai_errors
 from infq.ops.probes import ServiceProbes
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
@@ -76,10 +77,13 @@ def create_api(settings: Settings) -> FastAPI:
         # The validator badge would send the spec to validator.swagger.io.
         swagger_ui_parameters={"validatorUrl": None, "persistAuthorization": True},
     )
-    errors.install(app)
+    # The OpenAI-compatible surface answers its errors in OpenAI's shape; infq's own
+    # routes keep theirs.
+    errors.install(app, surfaces={openai_api.PREFIX + "/": openai_errors.render})
     app.include_router(jobs.router)
     app.include_router(batches.router)
     app.include_router(health.router)
+    openai_api.install(app)
     # Prometheus scrapes the API on its own port (requests are counted in infq_jobs_total
     # by the dispatcher and the announcer, like any other intake).
     app.mount("/metrics", make_asgi_app(registry=families().registry))

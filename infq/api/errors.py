@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -188,28 +189,59 @@ def expected_error(exc: Exception) -> JSONResponse | None:
     return None
 
 
-def install(app: FastAPI) -> None:
-    """Route every error of ``app`` through the one body shape."""
+class Surface(Protocol):
+    """Renders an error for routes under a prefix in another API's shape (status,
+    message, code, headers, and the field at fault when known)."""
+
+    def __call__(
+        self,
+        status: int,
+        message: str,
+        code: str | None,
+        headers: Mapping[str, str] | None,
+        param: str | None = None,
+    ) -> JSONResponse: ...
+
+
+def install(app: FastAPI, *, surfaces: Mapping[str, Surface] | None = None) -> None:
+    """Route every error of ``app`` through the one body shape; errors of a path under
+    one of ``surfaces``' prefixes are rendered by that surface instead."""
+    prefixes = dict(surfaces or {})
+
+    def surface_of(request: Request) -> Surface | None:
+        path = request.url.path
+        return next((s for p, s in prefixes.items() if path.startswith(p)), None)
+
+    def respond(request: Request, answer: JSONResponse, param: str | None = None) -> JSONResponse:
+        surface = surface_of(request)
+        if surface is None:
+            return answer
+        body = orjson.loads(answer.body)
+        headers = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
+        return surface(answer.status_code, body["detail"], body["code"], headers, param)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        return respond(
+            request, error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         detail, fields = describe_validation(exc.errors())
-        return error_response(422, detail, extra={"errors": [f.model_dump() for f in fields]})
+        answer = error_response(422, detail, extra={"errors": [f.model_dump() for f in fields]})
+        return respond(request, answer, fields[0].loc.split(".")[-1] if fields else None)
 
     @app.exception_handler(InfqError)
     async def infq_error(request: Request, exc: InfqError) -> JSONResponse:
         answer = expected_error(exc)
         if answer is None:
             log.error("unexpected infq error path=%s", request.url.path, exc_info=exc)
-            return error_response(500, "internal error")
-        return answer
+            return respond(request, error_response(500, "internal error"))
+        return respond(request, answer)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Starlette logs the traceback after this response is sent: an outage (a client
         # library's connection error) is logged too, as the server's business.
-        return expected_error(exc) or error_response(500, "internal error")
+        return respond(request, expected_error(exc) or error_response(500, "internal error"))

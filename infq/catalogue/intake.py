@@ -47,6 +47,14 @@ class InputLimits:
                 field="input.text",
             )
 
+    def count(self, entry: Entry, revision: Revision, text: str) -> int | None:
+        """Tokens of ``text`` with the revision's tokenizer, special tokens included
+        (the ``usage`` of an OpenAI embeddings response); None without a tokenizer."""
+        tokenizer = self._tokenizer(entry, revision)
+        if tokenizer is None:
+            return None
+        return len(tokenizer.encode(text).ids)
+
     def _tokenizer(self, entry: Entry, revision: Revision) -> Any:
         key = (entry.name, revision.name)
         with self._lock:

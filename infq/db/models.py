@@ -254,3 +254,44 @@ class PendingObject(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")
     )
+
+
+class OpenAIFile(Base):
+    """A file of the OpenAI-compatible surface (``file-…``): an upload, or a batch's
+    converted output or error file; its bytes live in the result store at ``uri``."""
+
+    __tablename__ = "openai_files"
+    __table_args__ = (Index("ix_openai_files_listing", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    filename: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(32))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    uri: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )
+
+
+class OpenAIBatch(Base):
+    """What an OpenAI batch (``batch_…``) adds to the infq batch of the same id; a batch
+    whose input file was refused has no infq batch (``failed_at`` and ``errors`` set)."""
+
+    __tablename__ = "openai_batches"
+    __table_args__ = (Index("ix_openai_batches_listing", "tenant_id", "created_at"),)
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    input_file_id: Mapped[str] = mapped_column(String(64))
+    endpoint: Mapped[str] = mapped_column(String(64))
+    completion_window: Mapped[str] = mapped_column(String(16))
+    total_requests: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONB)
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    output_file_id: Mapped[str | None] = mapped_column(String(64))
+    error_file_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=text("now()")
+    )

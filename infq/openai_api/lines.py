@@ -1,0 +1,187 @@
+"""The batch file format of the OpenAI Batch API, for ``/v1/embeddings``: request lines
+in, output and error lines out. Pure: no database, store or framework.
+
+A request line is ``{"custom_id", "method": "POST", "url": "/v1/embeddings", "body":
+{"model", "input", "encoding_format"?, "dimensions"?, "user"?}}``. ``input`` may be a
+string or a list of strings; each string becomes one infq job, and the response body
+puts their vectors back together in order.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+EMBEDDINGS = "/v1/embeddings"
+# Endpoints OpenAI batches accept that infq does not serve yet (refused with a 400).
+NOT_YET = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
+ENCODINGS = ("float", "base64")
+BODY_FIELDS = {"model", "input", "encoding_format", "dimensions", "user"}
+MAX_CUSTOM_ID_CHARS = 512
+
+
+@dataclass(frozen=True)
+class LineError:
+    """Why one line of an input file was refused (``line`` counts from 1)."""
+
+    code: str
+    line: int
+    message: str
+    param: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry of a failed batch's ``errors.data``."""
+        return {"code": self.code, "line": self.line, "message": self.message, "param": self.param}
+
+
+class BadLine(ValueError):
+    """A request line that cannot run; carries its :class:`LineError`."""
+
+    def __init__(self, error: LineError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """One valid request line."""
+
+    line: int
+    custom_id: str
+    model: str
+    inputs: tuple[str, ...]
+    encoding_format: str
+
+
+def parse_line(raw: bytes | str, *, line: int, endpoint: str) -> EmbeddingRequest:
+    """One request line of a batch for ``endpoint``; :class:`BadLine` says what is wrong
+    with OpenAI's codes (``invalid_json_line``, ``missing_required_parameter``,
+    ``invalid_value``, ``mismatched_endpoint``, ``unsupported_parameter``)."""
+
+    def bad(code: str, message: str, param: str | None = None) -> BadLine:
+        return BadLine(LineError(code, line, message, param))
+
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise bad("invalid_json_line", f"This line is not valid JSON: {e}") from e
+    if not isinstance(obj, dict):
+        raise bad("invalid_json_line", "A request line must be a JSON object.")
+    for field in ("custom_id", "method", "url", "body"):
+        if field not in obj:
+            raise bad("missing_required_parameter", f"Missing required parameter: '{field}'.",
+                      field)  # fmt: skip
+    custom_id = obj["custom_id"]
+    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= MAX_CUSTOM_ID_CHARS:
+        raise bad("invalid_value", f"custom_id must be a string of 1 to "
+                  f"{MAX_CUSTOM_ID_CHARS} characters.", "custom_id")  # fmt: skip
+    if obj["method"] != "POST":
+        raise bad("invalid_value", "method must be 'POST'.", "method")
+    if obj["url"] != endpoint:
+        raise bad("mismatched_endpoint", f"The url {obj['url']!r} does not match the batch's "
+                  f"endpoint {endpoint!r}.", "url")  # fmt: skip
+    body = obj["body"]
+    if not isinstance(body, dict):
+        raise bad("invalid_value", "body must be a JSON object.", "body")
+    return EmbeddingRequest(
+        line=line,
+        custom_id=custom_id,
+        model=_model(body, bad),
+        inputs=_inputs(body, bad),
+        encoding_format=_encoding(body, bad),
+    )
+
+
+def _model(body: dict[str, Any], bad: Any) -> str:
+    unknown = sorted(set(body) - BODY_FIELDS)
+    if unknown:
+        raise bad("unsupported_parameter", f"Unsupported parameter: 'body.{unknown[0]}'.",
+                  f"body.{unknown[0]}")  # fmt: skip
+    if "dimensions" in body:
+        # No model of the catalogue can shorten its vectors (MiniLM has 384, fixed).
+        raise bad("unsupported_parameter", "This model does not support 'dimensions'.",
+                  "body.dimensions")  # fmt: skip
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise bad("missing_required_parameter", "Missing required parameter: 'body.model'.",
+                  "body.model")  # fmt: skip
+    return model
+
+
+def _inputs(body: dict[str, Any], bad: Any) -> tuple[str, ...]:
+    raw = body.get("input")
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        raise bad("invalid_value", "body.input must be a string or a non-empty list of "
+                  "strings.", "body.input")  # fmt: skip
+    for n, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            # Token arrays (lists of integers) are OpenAI's; infq takes text only.
+            raise bad("invalid_value", f"body.input[{n}] must be a non-empty string.",
+                      "body.input")  # fmt: skip
+    return tuple(items)
+
+
+def _encoding(body: dict[str, Any], bad: Any) -> str:
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ENCODINGS:
+        raise bad("invalid_value", f"encoding_format must be one of {list(ENCODINGS)}.",
+                  "body.encoding_format")  # fmt: skip
+    return str(encoding)
+
+
+def request_line_id(batch_id: str, line: int) -> str:
+    """A request's ``batch_req_…`` id: derived, so converting again gives the same."""
+    digest = hashlib.sha256(f"{batch_id}:{line}".encode()).hexdigest()[:32]
+    return f"batch_req_{digest}"
+
+
+def encode_vector(vector: Sequence[float], encoding_format: str) -> list[float] | str:
+    """A vector as OpenAI returns it: floats, or base64 of little-endian float32."""
+    array = np.asarray(vector, dtype="<f4")
+    if encoding_format == "base64":
+        return base64.b64encode(array.tobytes()).decode("ascii")
+    return [float(x) for x in array]
+
+
+def embeddings_body(
+    vectors: Sequence[Sequence[float]], *, model: str, encoding_format: str, prompt_tokens: int
+) -> dict[str, Any]:
+    """The ``/v1/embeddings`` response object for one request line's vectors."""
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode_vector(v, encoding_format)}
+            for i, v in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
+
+
+def output_line(
+    *, line_id: str, custom_id: str, request_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    """A line of the output file: the request succeeded."""
+    return {
+        "id": line_id,
+        "custom_id": custom_id,
+        "response": {"status_code": 200, "request_id": request_id, "body": body},
+        "error": None,
+    }
+
+
+def error_line(*, line_id: str, custom_id: str, code: str, message: str) -> dict[str, Any]:
+    """A line of the error file: the request failed, was cancelled or expired."""
+    return {
+        "id": line_id,
+        "custom_id": custom_id,
+        "response": None,
+        "error": {"code": code, "message": message},
+    }
