@@ -319,7 +319,7 @@ def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> li
     """The outbox: final jobs whose completion event no broker has confirmed."""
     stmt = text(
         "SELECT job_id FROM jobs WHERE notified_at IS NULL "
-        "AND status IN ('succeeded', 'failed', 'rejected', 'cancelled') "
+        "AND status IN ('succeeded', 'failed', 'rejected', 'cancelled', 'expired') "
         "AND finished_at < now() - make_interval(secs => :older) "
         "ORDER BY finished_at LIMIT :limit"
     )

@@ -66,12 +66,12 @@ def under_load(
     return ids
 
 
-def assert_clean(row: Row, *, all_succeeded: bool = True) -> None:
+def assert_clean(row: Row, *, all_succeeded: bool = True, duplicates_allowed: int = 0) -> None:
     """The targets of every row."""
     assert row.lost == 0, row
     assert row.stuck == 0, row
     assert row.computed_twice == 0, row
-    assert row.duplicate_events == 0, row
+    assert row.duplicate_events <= duplicates_allowed, row
     assert row.missing_events == 0, row
     assert row.orphaned_objects == 0, row
     if all_succeeded:
@@ -93,7 +93,12 @@ def after_a_kill(
     row.notes = f"{len(stranded)} jobs held by the dead process"
     rows.append(row)
     assert stranded, "the kill hit no job: the scenario proved nothing"
-    assert_clean(row)
+    # Events are at least once (README, "Delivery guarantees"): a worker killed between
+    # the broker's ack of a flush's events and the commit of their notified_at has them
+    # announced again by the outbox. The pipelined worker announces one flush while the
+    # next computes, so a kill "mid-batch" can land in that window: at most one flush's
+    # events come twice (consumers dedupe on job_id). Missing events stay at 0.
+    assert_clean(row, duplicates_allowed=world.settings.max_batch_size)
     assert recover_s <= RECOVERY_BUDGET_S, row
 
 
