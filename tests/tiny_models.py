@@ -104,14 +104,15 @@ def _bpe_tokenizer(vocab_size: int) -> PreTrainedTokenizerFast:
     )
 
 
-def build_gpt2(folder: Path, *, seed: int = 0) -> Path:
+def build_gpt2(folder: Path, *, seed: int = 0, chat_template: str | None = None) -> Path:
     """A 2-layer GPT-2 with decisive logits, so greedy decoding is numerically stable.
 
     A random GPT-2 at the usual ``initializer_range`` (0.02) gives almost uniform next
     token scores: top-1 and top-2 can differ by less than the float noise between a
     padded batch and a lone prompt, and greedy results would then depend on the batch.
     Large initial weights (0.5) spread the logits over several units, so any flip would
-    be a real bug (padding or positions), not rounding.
+    be a real bug (padding or positions), not rounding. ``chat_template`` makes it a
+    chat model for the OpenAI surface's chat completions.
     """
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = _bpe_tokenizer(vocab_size=500)
@@ -129,6 +130,12 @@ def build_gpt2(folder: Path, *, seed: int = 0) -> Path:
     )
     _save_seeded(GPT2LMHeadModel, config, folder, seed=seed)
     tokenizer.save_pretrained(folder)
+    if chat_template is not None:
+        # Written into tokenizer_config.json by hand: recent transformers save a template
+        # to chat_template.jinja instead, and the config is where most hub models keep it.
+        path = folder / "tokenizer_config.json"
+        saved = json.loads(path.read_text())
+        path.write_text(json.dumps({**saved, "chat_template": chat_template}, indent=2))
     return folder
 
 

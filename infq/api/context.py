@@ -16,6 +16,7 @@ from infq import tenants
 from infq.api.quotas import Quotas
 from infq.bus import Publisher
 from infq.catalogue.catalogue import Catalogue
+from infq.catalogue.chat import ChatTemplates
 from infq.catalogue.intake import InputLimits
 from infq.dispatch.routecache import RouteCache
 from infq.notify import Announcer
@@ -42,6 +43,8 @@ class ApiContext:
     tokens: InputLimits
     routes: RouteCache
     quotas: Quotas
+    # Chat templates of generate models, read once per revision (OpenAI chat batches).
+    chat_templates: ChatTemplates = field(default_factory=ChatTemplates)
     _keys: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     def tenant_for(self, api_key: str) -> str | None:

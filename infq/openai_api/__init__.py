@@ -1,6 +1,6 @@
 """The OpenAI-compatible surface, under ``/openai/v1``: the official ``openai`` SDK
-runs embeddings batches against infq unchanged (``OpenAI(base_url=.../openai/v1,
-api_key=<infq API key>)``).
+runs embeddings, chat and text completions batches against infq unchanged
+(``OpenAI(base_url=.../openai/v1, api_key=<infq API key>)``).
 
 A thin adapter over infq's own batches (one batch model, two surfaces): files in the
 result store, batches that are infq batches, errors in OpenAI's shape. The package is

@@ -4,20 +4,22 @@ cancelling as ``/v1/batches``).
 
 Creating reads the input file line by line from the store and checks every line as
 the dispatcher would (:func:`infq.api.jobs.validate_job`): one bad line or more fails
-the batch with one error per bad line, and nothing is queued; otherwise every input
-string becomes one job (``custom_id`` and ``batch_index`` set; ``metadata.openai`` says
-which request line it belongs to) and infq's own path publishes them.
+the batch with one error per bad line, and nothing is queued; otherwise every embeddings
+input string, and every chat or completions request (a ``generate`` job,
+:mod:`infq.openai_api.generation`), becomes one job (``custom_id`` and ``batch_index``
+set; ``metadata.openai`` says which request line it belongs to) and infq's own path publishes them.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -25,14 +27,16 @@ from infq import cancelling
 from infq.api.context import ApiContext, Context, TenantId
 from infq.api.jobs import publish, validate_job
 from infq.batches.options import BatchOptions
+from infq.catalogue.checks import pick_revision
 from infq.db import batches as batch_rows
 from infq.db import openai_objects
-from infq.db.models import OpenAIBatch
+from infq.db.models import OpenAIBatch, OpenAIFile
 from infq.errors import RejectedRecord
 from infq.openai_api import lines
 from infq.openai_api.convert import Converter
 from infq.openai_api.errors import OpenAIError, not_found
 from infq.openai_api.files import READ_CHUNK_BYTES, own_file
+from infq.openai_api.generation import GenerateRequest, parse_generate_line
 from infq.openai_api.objects import LineCounts, batch_object, new_batch_id, page
 from schemas.jobs import JobRequest, TextInput
 
@@ -56,12 +60,13 @@ class CreateBatch(BaseModel):
 @router.post("")
 async def create_batch(ctx: Context, tenant: TenantId, body: CreateBatch) -> dict[str, Any]:
     """Create a batch from an uploaded input file."""
+    served = ", ".join(lines.SERVED)
     if body.endpoint in lines.NOT_YET:
         raise OpenAIError(400, f"infq does not serve {body.endpoint} batches yet; "
-                          f"supported: {lines.EMBEDDINGS}.", code="unsupported_value",
+                          f"supported: {served}.", code="unsupported_value",
                           param="endpoint")  # fmt: skip
-    if body.endpoint != lines.EMBEDDINGS:
-        raise OpenAIError(400, f"endpoint must be {lines.EMBEDDINGS}.", code="invalid_value",
+    if body.endpoint not in lines.SERVED:
+        raise OpenAIError(400, f"endpoint must be one of {served}.", code="invalid_value",
                           param="endpoint")  # fmt: skip
     options = BatchOptions.parse(completion_window=body.completion_window, metadata=None)
     # Reading the file, Postgres and Kafka block: keep them off the event loop.
@@ -76,7 +81,7 @@ def _create(
         raise OpenAIError(400, f"File {source.file_id} has purpose {source.purpose!r}, "
                           "not 'batch'.", code="invalid_value", param="input_file_id")  # fmt: skip
     batch_id = new_batch_id()
-    requests, errors, total = _read(ctx, tenant, source.uri, source.size_bytes, batch_id)
+    requests, errors, total = _read(ctx, tenant, source, batch_id, body.endpoint)
     row = OpenAIBatch(
         tenant_id=tenant, batch_id=batch_id, input_file_id=source.file_id,
         endpoint=body.endpoint, completion_window=body.completion_window,
@@ -111,14 +116,14 @@ def _create(
 
 
 def _read(
-    ctx: ApiContext, tenant: str, uri: str, size_bytes: int, batch_id: str
+    ctx: ApiContext, tenant: str, source: OpenAIFile, batch_id: str, endpoint: str
 ) -> tuple[list[JobRequest], list[lines.LineError], int]:
     """The jobs of an input file, or why its lines cannot run; and its request count."""
     requests: list[JobRequest] = []
     errors: list[lines.LineError] = []
     seen: dict[str, int] = {}
     total = 0
-    for number, raw in _lines_of(ctx, uri, size_bytes):
+    for number, raw in _lines_of(ctx, source.uri, source.size_bytes):
         if not raw.strip():
             continue
         total += 1
@@ -127,15 +132,18 @@ def _read(
                               f"{ctx.settings.openai_max_batch_lines} requests.",
                               code="too_many_requests_in_batch", param="input_file_id")  # fmt: skip
         try:
-            request = lines.parse_line(raw, line=number, endpoint=lines.EMBEDDINGS)
+            request = _parse(raw, number, endpoint)
             if request.custom_id in seen:
                 raise lines.BadLine(lines.LineError(
                     "duplicate_custom_id", number, f"custom_id {request.custom_id!r} repeats "
                     f"line {seen[request.custom_id]}.", "custom_id",
                 ))  # fmt: skip
             seen[request.custom_id] = number
-            jobs = [_job(ctx, tenant, request, batch_id, len(requests) + i, i)
-                    for i in range(len(request.inputs))]  # fmt: skip
+            if isinstance(request, GenerateRequest):
+                jobs = [_generate_job(ctx, tenant, request, batch_id, len(requests))]
+            else:
+                jobs = [_job(ctx, tenant, request, batch_id, len(requests) + i, i)
+                        for i in range(len(request.inputs))]  # fmt: skip
         except lines.BadLine as e:
             errors.append(e.error)
             continue
@@ -145,6 +153,12 @@ def _read(
         raise OpenAIError(400, "The input file has no requests.", code="empty_file",
                           param="input_file_id")  # fmt: skip
     return requests, errors, total
+
+
+def _parse(raw: bytes, number: int, endpoint: str) -> lines.EmbeddingRequest | GenerateRequest:
+    if endpoint == lines.EMBEDDINGS:
+        return lines.parse_line(raw, line=number, endpoint=endpoint)
+    return parse_generate_line(raw, line=number, endpoint=endpoint)
 
 
 def _job(
@@ -168,6 +182,46 @@ def _job(
     except RejectedRecord as e:
         param = "body.model" if e.code in ("unknown_model", "unsupported_task") else "body.input"
         raise lines.BadLine(lines.LineError(e.code, request.line, e.message, param)) from e
+
+
+def _generate_job(
+    ctx: ApiContext, tenant: str, request: GenerateRequest, batch_id: str, batch_index: int
+) -> JobRequest:
+    """A chat or completions line as one ``generate`` job; chat messages rendered with
+    the chat template of the revision the job's id is routed to (the job id is fixed
+    here, so the dispatcher picks that same revision)."""
+    job_id = uuid.uuid4()
+    try:
+        prompt = request.prompt
+        if request.messages:
+            entry, _, _ = ctx.catalogue.check_job(model=request.model, task="generate", params={})
+            # OpenAI lines pin no revision: the route alone picks it from the job id,
+            # so a stand-in request with the same id picks what admit will.
+            probe = JobRequest(model=entry.name, input=TextInput(text="-"))
+            revision = pick_revision(entry, probe, job_id, ctx.routes.get())
+            prompt = ctx.chat_templates.prompt(entry, revision, request.messages)
+        job = JobRequest(
+            job_id=job_id, model=request.model, task="generate", input=TextInput(text=prompt),
+            params=request.params, batch_id=batch_id, custom_id=request.custom_id,
+            batch_index=batch_index, tenant=tenant,
+            metadata={"openai": {"line": request.line, "index": 0}},
+        )  # fmt: skip
+        return validate_job(ctx, job, prefix="")
+    except RejectedRecord as e:
+        raise lines.BadLine(lines.LineError(e.code, request.line, e.message,
+                                            _param(e.code))) from e  # fmt: skip
+    except ValidationError as e:
+        # An empty rendered prompt, or params the job schema itself refuses.
+        raise lines.BadLine(lines.LineError("invalid_value", request.line,
+                                            str(e.errors()[0]["msg"]), "body")) from e  # fmt: skip
+
+
+def _param(code: str) -> str:
+    if code in ("unknown_model", "unsupported_task"):
+        return "body.model"
+    if code == "chat_template_missing":
+        return "body.messages"
+    return "body"
 
 
 def _lines_of(ctx: ApiContext, uri: str, size_bytes: int) -> Iterator[tuple[int, bytes]]:

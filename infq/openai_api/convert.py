@@ -26,7 +26,7 @@ from infq.catalogue.intake import InputLimits
 from infq.db import openai_objects
 from infq.db.models import Job, OpenAIBatch
 from infq.errors import InfqError
-from infq.openai_api import lines
+from infq.openai_api import generation, lines
 from infq.results.store import ResultStore
 
 
@@ -52,19 +52,19 @@ class Converter:
         objects = ObjectCache(self.store)
         with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
             for group in _by_line(session.scalars(stmt)):
-                ok, line = self._line(row.batch_id, group, objects)
+                ok, line = self._line(row, group, objects)
                 _write(output if ok else errors, line)
             row.output_file_id = self._register(session, row, output, "output")
             row.error_file_id = self._register(session, row, errors, "errors")
 
     def _line(
-        self, batch_id: str, jobs: list[Job], objects: ObjectCache
+        self, row: OpenAIBatch, jobs: list[Job], objects: ObjectCache
     ) -> tuple[bool, dict[str, Any]]:
         first = jobs[0]
         meta = first.metadata_.get("openai", {})
         custom_id = first.custom_id or ""
-        line_id = lines.request_line_id(batch_id, int(meta.get("line", 0)))
-        vectors = []
+        line_id = lines.request_line_id(row.batch_id, int(meta.get("line", 0)))
+        results = []
         for job in jobs:
             ok, line = line_of(job, objects)
             if not ok:
@@ -73,7 +73,21 @@ class Converter:
                     line_id=line_id, custom_id=custom_id,
                     code=error.get("code") or job.status, message=error.get("message") or "",
                 )  # fmt: skip
-            vectors.append(line["result"])
+            results.append(line["result"])
+        if row.endpoint in (lines.CHAT, lines.COMPLETIONS):
+            # One job per line: its generate result is the single choice.
+            build = (
+                generation.chat_body if row.endpoint == lines.CHAT else generation.completion_body
+            )
+            finished = first.finished_at or first.created_at
+            body = build(
+                dict(results[0]), response_id=first.job_id.hex, model=first.model,
+                created=int(finished.timestamp()),
+            )  # fmt: skip
+            return True, lines.output_line(
+                line_id=line_id, custom_id=custom_id, request_id=str(first.job_id), body=body
+            )
+        vectors = results
         body = lines.embeddings_body(
             vectors, model=first.model, encoding_format=str(meta.get("encoding_format", "float")),
             prompt_tokens=sum(self._tokens(job) for job in jobs),

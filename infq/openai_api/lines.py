@@ -1,5 +1,7 @@
-"""The batch file format of the OpenAI Batch API, for ``/v1/embeddings``: request lines
-in, output and error lines out. Pure: no database, store or framework.
+"""The batch file format of the OpenAI Batch API: request lines in, output and error
+lines out, and the ``/v1/embeddings`` requests and responses (chat and text
+completions are :mod:`infq.openai_api.generation`). Pure: no database, store or
+framework.
 
 A request line is ``{"custom_id", "method": "POST", "url": "/v1/embeddings", "body":
 {"model", "input", "encoding_format"?, "dimensions"?, "user"?}}``. ``input`` may be a
@@ -19,8 +21,11 @@ import numpy as np
 import orjson
 
 EMBEDDINGS = "/v1/embeddings"
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+SERVED = (EMBEDDINGS, CHAT, COMPLETIONS)
 # Endpoints OpenAI batches accept that infq does not serve yet (refused with a 400).
-NOT_YET = ("/v1/chat/completions", "/v1/completions", "/v1/responses")
+NOT_YET = ("/v1/responses",)
 ENCODINGS = ("float", "base64")
 BODY_FIELDS = {"model", "input", "encoding_format", "dimensions", "user"}
 MAX_CUSTOM_ID_CHARS = 512
@@ -60,9 +65,26 @@ class EmbeddingRequest:
 
 
 def parse_line(raw: bytes | str, *, line: int, endpoint: str) -> EmbeddingRequest:
-    """One request line of a batch for ``endpoint``; :class:`BadLine` says what is wrong
+    """One request line of an embeddings batch; :class:`BadLine` says what is wrong
     with OpenAI's codes (``invalid_json_line``, ``missing_required_parameter``,
     ``invalid_value``, ``mismatched_endpoint``, ``unsupported_parameter``)."""
+    custom_id, body = envelope(raw, line=line, endpoint=endpoint)
+
+    def bad(code: str, message: str, param: str | None = None) -> BadLine:
+        return BadLine(LineError(code, line, message, param))
+
+    return EmbeddingRequest(
+        line=line,
+        custom_id=custom_id,
+        model=_model(body, bad),
+        inputs=_inputs(body, bad),
+        encoding_format=_encoding(body, bad),
+    )
+
+
+def envelope(raw: bytes | str, *, line: int, endpoint: str) -> tuple[str, dict[str, Any]]:
+    """``(custom_id, body)`` of a request line for ``endpoint``, whatever the endpoint;
+    :class:`BadLine` when the line itself is wrong."""
 
     def bad(code: str, message: str, param: str | None = None) -> BadLine:
         return BadLine(LineError(code, line, message, param))
@@ -89,13 +111,7 @@ def parse_line(raw: bytes | str, *, line: int, endpoint: str) -> EmbeddingReques
     body = obj["body"]
     if not isinstance(body, dict):
         raise bad("invalid_value", "body must be a JSON object.", "body")
-    return EmbeddingRequest(
-        line=line,
-        custom_id=custom_id,
-        model=_model(body, bad),
-        inputs=_inputs(body, bad),
-        encoding_format=_encoding(body, bad),
-    )
+    return custom_id, body
 
 
 def _model(body: dict[str, Any], bad: Any) -> str:

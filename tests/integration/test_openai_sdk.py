@@ -166,9 +166,9 @@ def test_a_malformed_file_fails_the_batch_with_line_numbered_errors(
         (5, "duplicate_custom_id"),
     ]
     assert client.batches.retrieve(batch.id).status == "failed"
-    # Chat completions are not served yet: a clear 400
-    with pytest.raises(openai.BadRequestError, match="chat/completions"):
-        client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+    # The Responses API is not served yet: a clear 400
+    with pytest.raises(openai.BadRequestError, match="/v1/responses"):
+        client.batches.create(input_file_id=uploaded.id, endpoint="/v1/responses",
                               completion_window="24h")  # fmt: skip
 
 

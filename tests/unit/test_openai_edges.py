@@ -76,9 +76,8 @@ def test_a_missing_form_field_is_a_400_naming_it(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("endpoint", "said"),
-    [("/v1/chat/completions", "does not serve /v1/chat/completions"),
-     ("/v1/completions", "does not serve /v1/completions"),
-     ("/v2/other", "endpoint must be /v1/embeddings")],
+    [("/v1/responses", "does not serve /v1/responses"),
+     ("/v2/other", "endpoint must be one of /v1/embeddings, /v1/chat/completions")],
 )  # fmt: skip
 def test_other_endpoints_are_refused_plainly(client: TestClient, endpoint: str, said: str) -> None:
     answer = client.post(
