@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from infq import cancelling
 from infq.api.context import ApiContext, Context, TenantId
-from infq.api.jobs import publish, validate_job
+from infq.api.jobs import check_callback, publish, validate_job
 from infq.batches.options import BatchOptions
 from infq.catalogue.checks import pick_revision
 from infq.db import batches as batch_rows
@@ -42,6 +42,8 @@ from schemas.jobs import JobRequest, TextInput
 
 log = logging.getLogger("infq.api")
 router = APIRouter(prefix="/batches", tags=["openai batches"])
+# The metadata key that names a webhook for the batch (infq's extension).
+WEBHOOK_KEY = "infq_webhook_url"
 # Errors recorded on a failed batch: enough to fix a file, bounded for a broken one.
 MAX_LINE_ERRORS = 1000
 
@@ -80,6 +82,15 @@ def _create(
     if source.purpose != "batch":
         raise OpenAIError(400, f"File {source.file_id} has purpose {source.purpose!r}, "
                           "not 'batch'.", code="invalid_value", param="input_file_id")  # fmt: skip
+    # OpenAI's API has no webhook; infq reads one from the batch's metadata, so an
+    # unchanged SDK can ask for the signed batch.completed webhook.
+    webhook_url = (body.metadata or {}).get(WEBHOOK_KEY)
+    if webhook_url is not None:
+        try:
+            check_callback(ctx, webhook_url, where=f"metadata.{WEBHOOK_KEY}")
+        except RejectedRecord as e:
+            raise OpenAIError(400, e.message, code="invalid_value",
+                              param=f"metadata.{WEBHOOK_KEY}") from e  # fmt: skip
     batch_id = new_batch_id()
     requests, errors, total = _read(ctx, tenant, source, batch_id, body.endpoint)
     row = OpenAIBatch(
@@ -104,7 +115,8 @@ def _create(
             session.add(row)
             batch_rows.create(
                 session, tenant=tenant, batch_id=batch_id, total_jobs=len(requests),
-                webhook_url=None, model=requests[0].model, metadata=dict(body.metadata or {}),
+                webhook_url=webhook_url, model=requests[0].model,
+                metadata=dict(body.metadata or {}),
                 expires_at=options.expires_at(),
             )  # fmt: skip
 

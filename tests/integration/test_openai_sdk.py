@@ -19,7 +19,7 @@ from openai import OpenAI
 
 from infq.results.layout import parse_line
 from infq.tenants import Credentials
-from tests.integration.harness import wait_for
+from tests.integration.harness import Receiver, wait_for
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -277,3 +277,32 @@ def test_requests_that_race_on_a_finished_batch_convert_its_files_once(
     ids: list[str | None] = [f.id for f in client.files.list()]
     assert ids.count(seen[0].output_file_id) == 1
     assert len(_content(client, seen[0].output_file_id)) == 3
+
+
+def test_a_webhook_named_in_the_metadata_is_called_signed_when_the_batch_ends(
+    api: str, tenants_made: dict[str, Credentials]
+) -> None:
+    alpha = tenants_made["alpha"]
+    client = _client(api, alpha)
+    receiver = Receiver(alpha.webhook_secret)
+    try:
+        uploaded = client.files.create(
+            file=("hook.jsonl", _jsonl([_request("h1", f"hook {uuid.uuid4()}")])), purpose="batch"
+        )
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h",
+            metadata={"infq_webhook_url": receiver.url},
+        )  # fmt: skip
+        assert _done(client, batch.id).status == "completed"
+        wait_for(lambda: len(receiver.received) == 1, timeout_s=60, what="the batch webhook")
+        with pytest.raises(openai.BadRequestError):
+            client.batches.create(
+                input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h",
+                metadata={"infq_webhook_url": "ftp://nowhere"},
+            )  # fmt: skip
+    finally:
+        receiver.close()
+    hook = receiver.received[0]
+    assert hook["verified"]
+    assert hook["body"]["event"] == "batch.completed"
+    assert hook["body"]["batch_id"] == batch.id
