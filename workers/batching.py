@@ -69,15 +69,21 @@ def run_bisecting(
     if not items:
         return []
     try:
-        results = list(run(items))
-        if len(results) != len(items):
-            raise InfqError(f"model returned {len(results)} results for {len(items)} inputs")
+        results = one_each(run(items), items)
     except Exception as e:
         if len(items) == 1:
             return [Outcome(item=items[0], error=as_failure(e))]
         middle = len(items) // 2
         return run_bisecting(items[:middle], run) + run_bisecting(items[middle:], run)
     return [Outcome(item=i, result=r) for i, r in zip(items, results, strict=True)]
+
+
+def one_each(results: Iterable[R], items: Sequence[T]) -> list[R]:
+    """A model's results, refused unless there is exactly one per input."""
+    found = list(results)
+    if len(found) != len(items):
+        raise InfqError(f"model returned {len(found)} results for {len(items)} inputs")
+    return found
 
 
 def as_failure(error: Exception) -> PermanentFailure:

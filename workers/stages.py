@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from infq.catalogue.protocol import Model, StagedModel, TokenCounting
-from infq.errors import InfqError, PermanentFailure
+from infq.errors import PermanentFailure
 from infq.work import WorkItem
-from workers.batching import Outcome, params_key, plan_batches, run_bisecting
+from workers.batching import Outcome, one_each, params_key, plan_batches, run_bisecting
 from workers.context import WorkerContext
 
 log = logging.getLogger("infq.worker")
@@ -145,11 +145,7 @@ def finish(computation: Computation) -> list[Outcome[WorkItem, Any]]:
             continue
         assert isinstance(batch.model, StagedModel)
         try:
-            results = batch.model.finish(batch.prepared, batch.output)
-            if len(results) != len(batch.items):
-                raise InfqError(
-                    f"model returned {len(results)} results for {len(batch.items)} inputs"
-                )
+            results = one_each(batch.model.finish(batch.prepared, batch.output), batch.items)
             batch.outcomes = [
                 Outcome(item=i, result=r) for i, r in zip(batch.items, results, strict=True)
             ]

@@ -7,9 +7,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
-from infq.db.batches import status_of
+from infq.db import batches as batch_rows
+from infq.db.batches import BatchKey, status_of
 from infq.db.models import Batch
+from infq.errors import NotFound
 from infq.results.store import ResultStore
 from schemas.batches import BatchStatus, RequestCounts
 from schemas.status import FINAL_STATUSES
@@ -80,6 +83,15 @@ class BatchView(BaseModel):
             if batch.error_uri
             else None,
         )
+
+
+def load_view(session: Session, key: BatchKey, *, store: ResultStore, expires_s: int) -> BatchView:
+    """One batch as the REST API and the CLI show it; :class:`NotFound` when the tenant
+    has no such batch."""
+    batch = batch_rows.get(session, key)
+    if batch is None:
+        raise NotFound("batch", repr(key[1]))
+    return BatchView.of(batch, batch_rows.counts(session, key), store=store, expires_s=expires_s)
 
 
 class BatchList(BaseModel):

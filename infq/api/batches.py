@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from infq import cancelling
-from infq.api.batch_views import BatchCreated, BatchList, BatchView
+from infq.api.batch_views import BatchCreated, BatchList, BatchView, load_view
 from infq.api.context import ApiContext, Context, TenantId
 from infq.api.errors import error_responses
 from infq.api.jobs import check_callback, publish, validate_job
@@ -160,12 +160,8 @@ def list_batches(
 def get_batch(ctx: Context, tenant: TenantId, batch_id: str) -> BatchView:
     """Status, request counts, times and, once finished, the output and error files."""
     with ctx.sessions() as session:
-        batch = batch_rows.get(session, (tenant, batch_id))
-        if batch is None:
-            raise HTTPException(404, f"no batch {batch_id!r}")
-        counts = batch_rows.counts(session, (tenant, batch_id))
-    return BatchView.of(batch, counts, store=ctx.store,
-                        expires_s=ctx.settings.result_url_expires_s)  # fmt: skip
+        return load_view(session, (tenant, batch_id), store=ctx.store,
+                         expires_s=ctx.settings.result_url_expires_s)  # fmt: skip
 
 
 @router.post("/{batch_id}/cancel", responses=error_responses(404))

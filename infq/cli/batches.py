@@ -16,13 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from infq import cancelling
-from infq.api.batch_views import BatchView
+from infq.api.batch_views import BatchView, load_view
 from infq.bus import make_publisher
 from infq.db import batch_list
-from infq.db import batches as batch_rows
 from infq.db.session import one_shot_sessions
 from infq.dispatch.triage import DEFAULT_TENANT
-from infq.errors import InvalidInput, NotFound
+from infq.errors import InvalidInput
 from infq.notify import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
@@ -38,12 +37,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def load(settings: Settings, tenant: str, batch_id: str) -> BatchView:
     """One batch as the REST API shows it; :class:`NotFound` when unknown."""
     with one_shot_sessions(settings.database) as sessions, sessions() as session:
-        batch = batch_rows.get(session, (tenant, batch_id))
-        if batch is None:
-            raise NotFound("batch", repr(batch_id))
-        counts = batch_rows.counts(session, (tenant, batch_id))
-    return BatchView.of(batch, counts, store=S3ResultStore.from_settings(settings),
-                        expires_s=settings.result_url_expires_s)  # fmt: skip
+        return load_view(session, (tenant, batch_id),
+                         store=S3ResultStore.from_settings(settings),
+                         expires_s=settings.result_url_expires_s)  # fmt: skip
 
 
 @app.command("list")

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from infq.db.batches import STATUS_SQL, BatchKey
-from infq.db.models import Batch, Job
+from infq.db.batches import STATUS_SQL, BatchKey, counts_of
+from infq.db.models import Batch
 from infq.pagination import Cursor
 
 
@@ -56,18 +56,3 @@ def list_batches(
         counts=counts_of(session, [(b.tenant_id, b.batch_id) for b in page]),
         next_cursor=Cursor(last.created_at, last.batch_id).encode() if more and last else None,
     )
-
-
-def counts_of(session: Session, keys: Sequence[BatchKey]) -> dict[BatchKey, dict[str, int]]:
-    """Jobs per status of each batch, in one grouped query."""
-    found: dict[BatchKey, dict[str, int]] = {k: {} for k in keys}
-    if not keys:
-        return found
-    stmt = (
-        select(Job.tenant_id, Job.batch_id, Job.status, func.count())
-        .where(tuple_(Job.tenant_id, Job.batch_id).in_(list(keys)))
-        .group_by(Job.tenant_id, Job.batch_id, Job.status)
-    )
-    for tenant, batch_id, status, n in session.execute(stmt).tuples():
-        found[(tenant, str(batch_id))][status] = int(n)
-    return found

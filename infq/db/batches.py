@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -157,12 +157,22 @@ def cancelled(session: Session, keys: Iterable[BatchKey]) -> set[BatchKey]:
 
 def counts(session: Session, key: BatchKey) -> dict[str, int]:
     """Jobs of one batch per status."""
+    return counts_of(session, [key])[key]
+
+
+def counts_of(session: Session, keys: Sequence[BatchKey]) -> dict[BatchKey, dict[str, int]]:
+    """Jobs per status of each batch, in one grouped query."""
+    found: dict[BatchKey, dict[str, int]] = {k: {} for k in keys}
+    if not keys:
+        return found
     stmt = (
-        select(Job.status, func.count())
-        .where(Job.tenant_id == key[0], Job.batch_id == key[1])
-        .group_by(Job.status)
+        select(Job.tenant_id, Job.batch_id, Job.status, func.count())
+        .where(tuple_(Job.tenant_id, Job.batch_id).in_(list(keys)))
+        .group_by(Job.tenant_id, Job.batch_id, Job.status)
     )
-    return {status: int(n) for status, n in session.execute(stmt).tuples()}
+    for tenant, batch_id, status, n in session.execute(stmt).tuples():
+        found[(tenant, str(batch_id))][status] = int(n)
+    return found
 
 
 def mark_finished(

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from infq.db.models import Job
+from schemas.status import FINAL_STATUSES
 
 # A lease owner fences its own work: only the owner may finish or renew a job.
 _CLAIMABLE = (
@@ -315,11 +316,15 @@ def prune_processes(session: Session, *, stale_after_s: float) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+# Literal (not a bound array) so the planner matches ix_jobs_unnotified's predicate.
+_FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
+
+
 def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> list[Job]:
     """The outbox: final jobs whose completion event no broker has confirmed."""
     stmt = text(
         "SELECT job_id FROM jobs WHERE notified_at IS NULL "
-        "AND status IN ('succeeded', 'failed', 'rejected', 'cancelled', 'expired') "
+        f"AND status IN ({_FINAL_SQL}) "
         "AND finished_at < now() - make_interval(secs => :older) "
         "ORDER BY finished_at LIMIT :limit"
     )
