@@ -27,7 +27,8 @@ def test_the_benchmark_smoke_writes_a_consistent_report(settings: Settings, tmp_
     ratios = {t["name"]: t["value"] for t in report["targets"]}
     burst = phases["b"]["jobs"] / phases["b"]["wall_s"]
     raw = phases["a"]["jobs"] / phases["a"]["wall_s"]
-    assert ratios["(b)/(a) burst"] == pytest.approx(burst / raw, rel=1e-3)
+    # the report rounds ratios to 3 decimals: within half a unit of the last one
+    assert ratios["(b)/(a) burst"] == pytest.approx(burst / raw, abs=6e-4)
     assert "(b)/(d) vs naive Celery" in ratios
     assert paths["png"].stat().st_size > 10_000
     assert "| (a) raw model loop |" in paths["md"].read_text()
