@@ -19,6 +19,7 @@ from infq.db import batches as batch_rows
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db.batches import BatchKey
+from infq.db.final import load_final
 from infq.db.models import Job
 from infq.errors import NotFound
 from infq.notify import Announcer
@@ -32,7 +33,7 @@ def cancel_jobs(
     with sessions.begin() as session:
         done = job_rows.cancel_queued(session, tenant=tenant, job_ids=job_ids)
         cache_rows.promote_followers(session, done)
-        final = job_rows.load(session, done)
+        final = load_final(session, done)
     announcer.jobs_final(final)
     return done
 

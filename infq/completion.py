@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from infq.db.models import Job
+from infq.db.final import FinalJob
 from schemas.events import CompletionEvent, JobError, ResultRef
 from schemas.status import JobStatus
 
 
-def event_for(job: Job) -> CompletionEvent:
+def event_for(job: FinalJob) -> CompletionEvent:
     """The completion event of a (final) job row."""
     error = None
     if job.error_code:

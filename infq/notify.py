@@ -30,7 +30,7 @@ from infq.completion import event_for
 from infq.db import batches as batch_rows
 from infq.db import jobs as job_rows
 from infq.db import webhooks as webhook_rows
-from infq.db.models import Job
+from infq.db.final import FinalJob
 from infq.errors import InfqError
 from infq.metrics import families
 from infq.settings import Settings
@@ -60,7 +60,7 @@ class Announcer:
         self.publisher = publisher
         self.celery = celery
 
-    def jobs_final(self, jobs: Sequence[Job]) -> int:
+    def jobs_final(self, jobs: Sequence[FinalJob]) -> int:
         """Announce final jobs (any mix of tenants, batches and outcomes).
 
         Returns how many events Kafka did not confirm; those jobs stay in the outbox.

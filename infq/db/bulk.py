@@ -1,16 +1,18 @@
-"""Many rows in one short statement: ``INSERT … SELECT … FROM unnest(one array per column)``.
+"""Many rows in one short statement: ``INSERT … SELECT … FROM jsonb_to_recordset(:rows)``.
 
 SQLAlchemy's executemany sends multi-row ``VALUES`` pages whose SQL text grows with
 the rows (a placeholder per cell); psycopg parses a statement that long on every
 execute, since it is too long for its statement cache. Under the echo benchmark that
 parsing was 46 % of the dispatcher's time and a quarter of the worker's finish stage
 (py-spy). Here the statement text depends only on the columns, so it is parsed once,
-and psycopg sends each column as one array parameter.
+and the rows travel as one JSON document encoded by orjson (in C): sending one array
+per column instead spent 12 % of the dispatcher in psycopg's Python array dumper.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
@@ -35,17 +37,16 @@ def insert_rows(
 
     ``on_conflict`` is the SQL after ``ON CONFLICT`` (``"(job_id) DO NOTHING"``;
     ``EXCLUDED`` works as usual); returns the ``returning`` column of each row written.
+    A ``None`` is SQL NULL, in JSON columns too.
     """
     if not rows:
         return []
     keys = tuple(rows[0])
     sql = _statement(model, keys, on_conflict, returning)
-    columns = _columns(model, keys)
-    params = {
-        f"p{n}": [_value(column, row[key]) for row in rows]
-        for n, (key, column) in enumerate(zip(keys, columns, strict=True))
-    }
-    result = session.execute(sql, params)
+    names = [c.name for c in _columns(model, keys)]
+    document = [{n: row[k] for n, k in zip(names, keys, strict=True)} for row in rows]
+    payload = orjson.dumps(document, option=_JSON_OPTIONS, default=_default).decode()
+    result = session.execute(sql, {"rows": payload})
     return list(result.scalars()) if returning else []
 
 
@@ -60,16 +61,15 @@ def _statement(
 ) -> Any:
     dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
     columns = _columns(model, keys)
-    names = [c.name for c in columns]
-    arrays = ", ".join(
-        f"CAST(:p{n} AS {'text' if _is_json(c) else c.type.compile(dialect=dialect)}[])"
-        for n, c in enumerate(columns)
+    aliases = ", ".join(f'"{c.name}"' for c in columns)
+    typed = ", ".join(
+        f'"{c.name}" {"jsonb" if isinstance(c.type, JSON) else c.type.compile(dialect=dialect)}'
+        for c in columns
     )
-    picked = ", ".join(f'u."{c.name}"::jsonb' if _is_json(c) else f'u."{c.name}"' for c in columns)
-    aliases = ", ".join(f'"{name}"' for name in names)
     table = model.__table__.name  # type: ignore[attr-defined]
     sql = (
-        f"INSERT INTO {table} ({aliases}) SELECT {picked} FROM unnest({arrays}) AS u({aliases}) "
+        f"INSERT INTO {table} ({aliases}) SELECT {aliases} "
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u({typed}) "
         f"ON CONFLICT {on_conflict}"
     )
     if returning:
@@ -77,12 +77,8 @@ def _statement(
     return text(sql)
 
 
-def _is_json(column: Column[Any]) -> bool:
-    return isinstance(column.type, JSON)
-
-
-def _value(column: Column[Any], value: Any) -> Any:
-    """JSON columns travel as text (``None`` is SQL NULL); the rest as they are."""
-    if value is None or not _is_json(column):
-        return value
-    return orjson.dumps(value, option=_JSON_OPTIONS).decode()
+def _default(value: Any) -> Any:
+    """What orjson does not encode itself (``Decimal``), as text Postgres parses."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a bulk insert")

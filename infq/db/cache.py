@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, cast
 
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
@@ -44,20 +44,50 @@ def lock_leaders(session: Session, keys: Iterable[str]) -> dict[str, uuid.UUID]:
     return leaders
 
 
-def lookup(session: Session, keys: Iterable[str], *, max_age: timedelta) -> dict[str, CachedResult]:
-    """Cached results for ``keys`` younger than ``max_age``; counts the hits."""
+class Cached(Protocol):
+    """What answering a job from the cache reads of an entry."""
+
+    @property
+    def cache_key(self) -> str: ...
+    @property
+    def model_revision(self) -> str: ...
+    @property
+    def result_inline(self) -> Any | None: ...
+    @property
+    def result_uri(self) -> str | None: ...
+    @property
+    def result_offset(self) -> int | None: ...
+    @property
+    def result_length(self) -> int | None: ...
+
+
+def lookup(session: Session, keys: Iterable[str], *, max_age: timedelta) -> dict[str, Cached]:
+    """Cached results for ``keys`` younger than ``max_age``; counts the hits.
+
+    Plain rows, not ORM objects: a dispatch round of cache hits spent a tenth of its
+    time building instances for this lookup.
+    """
     wanted = list(set(keys))
     if not wanted:
         return {}
     fresh = CachedResult.created_at > func.now() - max_age
+    c = CachedResult.__table__.c
     stmt = (
         update(CachedResult)
         .where(CachedResult.cache_key.in_(wanted), fresh)
         .values(hits=CachedResult.hits + 1, last_hit_at=func.now())
-        .returning(CachedResult)
+        .returning(
+            c.cache_key,
+            c.model_revision,
+            c.result_inline,
+            c.result_uri,
+            c.result_offset,
+            c.result_length,
+        )
         .execution_options(synchronize_session=False)
     )
-    return {c.cache_key: c for c in session.scalars(stmt)}
+    rows = cast(list[Cached], session.execute(stmt).all())
+    return {r.cache_key: r for r in rows}
 
 
 REFRESHED = (

@@ -24,7 +24,7 @@ def insert_new(session: Session, rows: Sequence[dict[str, Any]]) -> set[uuid.UUI
     """Insert job rows, skipping ids that exist; returns the ids actually inserted.
 
     One statement per row shape (accepted and rejected rows carry different columns;
-    the others keep their server defaults), each with one array per column
+    the others keep their server defaults), each with the rows as one JSON parameter
     (:mod:`infq.db.bulk`): its text does not grow with the rows, so it is parsed once.
     """
     shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -132,14 +132,6 @@ def pointing_at(session: Session, job_ids: Iterable[uuid.UUID], uri: str) -> boo
         return False
     stmt = select(Job.job_id).where(Job.job_id.in_(ids), Job.result_uri == uri).limit(1)
     return session.scalar(stmt) is not None
-
-
-def load(session: Session, job_ids: Iterable[uuid.UUID]) -> list[Job]:
-    """Job rows by id (any status)."""
-    ids = list(job_ids)
-    if not ids:
-        return []
-    return list(session.scalars(select(Job).where(Job.job_id.in_(ids))))
 
 
 def mark_notified(session: Session, job_ids: Iterable[uuid.UUID]) -> None:

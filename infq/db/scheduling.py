@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from infq.db.models import Job
+from infq.db.final import FinalJob, load_final
 from schemas.status import FINAL_STATUSES
 
 # A lease owner fences its own work: only the owner may finish or renew a job.
@@ -320,7 +320,7 @@ def prune_processes(session: Session, *, stale_after_s: float) -> int:
 _FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
 
 
-def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> list[Job]:
+def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> list[FinalJob]:
     """The outbox: final jobs whose completion event no broker has confirmed."""
     stmt = text(
         "SELECT job_id FROM jobs WHERE notified_at IS NULL "
@@ -331,7 +331,7 @@ def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> li
     ids = [r[0] for r in session.execute(stmt, {"older": older_than_s, "limit": limit})]
     if not ids:
         return []
-    return list(session.query(Job).filter(Job.job_id.in_(ids)))
+    return load_final(session, ids)
 
 
 def try_lead(session: Session, *, name: str) -> bool:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from infq.db.models import CachedResult
+from infq.db.cache import Cached
 from infq.dispatch.triage import Accepted
 
 
@@ -32,7 +32,7 @@ def plan(
     accepted: list[Accepted],
     *,
     leaders: dict[str, uuid.UUID],
-    cached: dict[str, CachedResult],
+    cached: dict[str, Cached],
     now: datetime,
     cancelled: set[tuple[str, str]] | None = None,
 ) -> Admission:

@@ -41,7 +41,7 @@ from infq.db import batches as batch_rows
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db.batches import BatchKey
-from infq.db.models import Job
+from infq.db.final import FinalJob, load_final
 from infq.dispatch.admission import plan
 from infq.dispatch.metering import count_admitted, count_dead_letters
 from infq.dispatch.refusals import over_max_queued, split_late
@@ -262,7 +262,7 @@ class Dispatcher:
             out.refused.update((a.record, conflict(a)) for a in accepted if a.job_id in clashing)
             # Jobs final on arrival (hits, rejections, cancelled batches) are announced now.
             final_now = [*admission.final, *(r.job_id for r in own if r.job_id)]
-            out.announce = job_rows.load(session, [i for i in final_now if i in out.inserted])
+            out.announce = load_final(session, [i for i in final_now if i in out.inserted])
             out.sealed = batch_rows.ready_to_finish(
                 session, [(s["tenant_id"], s["batch_id"]) for s in seals]
             )
@@ -311,7 +311,7 @@ class Written:
     """What a (part of a) round wrote, and what it must announce or dead-letter."""
 
     inserted: set[uuid.UUID] = field(default_factory=set)
-    announce: list[Job] = field(default_factory=list)
+    announce: list[FinalJob] = field(default_factory=list)
     sealed: list[BatchKey] = field(default_factory=list)
     refused: dict[Record, Rejection] = field(default_factory=dict)
     hits: int = 0

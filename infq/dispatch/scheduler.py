@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infq.catalogue.catalogue import split_lane
 from infq.db import batches as batch_rows
-from infq.db import jobs as job_rows
 from infq.db import ledger, scheduling
 from infq.db import webhooks as webhook_rows
+from infq.db.final import load_final
 from infq.dispatch.enqueue import publish_jobs
 from infq.metrics import families
 from infq.notify import Announcer
@@ -203,7 +203,7 @@ class Scheduler:
             # Announced like any final job (events, webhooks, batch finalize); if this
             # fails, the outbox below re-drives them.
             with self.sessions() as session:
-                self.announcer.jobs_final(job_rows.load(session, expired))
+                self.announcer.jobs_final(load_final(session, expired))
             report.expired = len(expired)
             log.info("batch windows passed: expired jobs=%d", len(expired))
         if unnotified:
