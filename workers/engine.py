@@ -8,8 +8,10 @@ each owning one stage of a flush, does the rest as lease owner ``process_id``:
 * **prepare** cuts the next adaptive batch, claims it and tokenizes it
   (:func:`workers.pipeline.claim`, :func:`workers.stages.prepare`);
 * **forward** runs the device passes (:func:`workers.stages.forward`);
-* **finish** decodes, stores, finishes and announces
-  (:func:`workers.stages.finish`, :func:`workers.pipeline.complete`).
+* **finish** decodes, stores and finishes
+  (:func:`workers.stages.finish`, :func:`workers.pipeline.complete`);
+* **announce** publishes the completion events, webhooks and batch completion of
+  finished jobs (:func:`workers.pipeline.announce`).
 
 So while the model computes batch *n*, batch *n + 1* is tokenized and batch *n - 1*
 decoded and written: the device does not wait on Postgres, S3 or the tokenizer. The
@@ -18,7 +20,7 @@ busy it cuts only a batch that is already full: a partial batch keeps growing un
 the device is free, so batches still grow with the work that arrives during a forward
 pass (cutting partial batches early would halve them under a steady stream). Finish
 holds at most one batch waiting, so a slow store holds the device back instead of
-piling up claimed work.
+piling up claimed work; announce likewise holds at most one flush waiting.
 
 The **heartbeat** thread upserts the process row (the scheduler sizes windows from
 live rows) and renews the lease of every job the process holds, queued or in any
@@ -50,7 +52,7 @@ from infq.work import WorkItem
 from workers import stages
 from workers.context import WorkerContext
 from workers.monitor import FlushEvents, observe
-from workers.pipeline import Flush, FlushReport, claim, complete
+from workers.pipeline import Flush, FlushReport, announce, claim, complete
 from workers.queue import BatchPolicy, BatchQueue
 from workers.stages import Computation
 
@@ -114,6 +116,9 @@ class Engine:
         self._device_busy = threading.Event()
         self._to_forward: queue.Queue[_InFlight | None] = queue.Queue()
         self._to_finish: queue.Queue[_InFlight | None] = queue.Queue(maxsize=1)
+        self._to_announce: queue.Queue[tuple[_InFlight, FlushReport] | None] = queue.Queue(
+            maxsize=1
+        )
         # Tokens measured on arrival, by job id, until the job's batch is cut.
         self._lengths: dict[str, int] = {}
         self._held: dict[int, list[WorkItem]] = {}  # per flush in a stage, for leases
@@ -138,6 +143,7 @@ class Engine:
             ("prepare", self._prepare_loop),
             ("forward", self._forward_loop),
             ("finish", self._finish_loop),
+            ("announce", self._announce_loop),
             ("heartbeat", self._beat_loop),
         ):
             thread = threading.Thread(target=target, name=f"infq-{name}", daemon=True)
@@ -272,22 +278,31 @@ class Engine:
         self._to_finish.put(None)
 
     def _finish_loop(self) -> None:
-        """Decode, store, finish and announce, one flush at a time."""
-        while (flight := self._to_finish.get()) is not None:
-            key = flight.key
-            try:
-                stages.finish(flight.computation)
-                report = complete(
-                    self.ctx,
-                    flight.flush,
-                    flight.computation,
-                    owner=self.process_id,
-                    keep_trying=self._keep_trying,
-                )
-            except Exception as e:
-                self._crashed(key, flight.flush.runnable, flight.task_id, e)
-                continue
-            self._done(key, report, flight.task_id, flight.started)
+        """Decode, store and finish, one flush at a time."""
+        try:
+            while (flight := self._to_finish.get()) is not None:
+                try:
+                    stages.finish(flight.computation)
+                    report = complete(
+                        self.ctx,
+                        flight.flush,
+                        flight.computation,
+                        owner=self.process_id,
+                        keep_trying=self._keep_trying,
+                    )
+                except Exception as e:
+                    self._crashed(flight.key, flight.flush.runnable, flight.task_id, e)
+                    continue
+                self._to_announce.put((flight, report))
+        finally:
+            self._to_announce.put(None)
+
+    def _announce_loop(self) -> None:
+        """Announce finished flushes, one at a time (never raises: the outbox retries)."""
+        while (done := self._to_announce.get()) is not None:
+            flight, report = done
+            announce(self.ctx, report)
+            self._done(flight.key, report, flight.task_id, flight.started)
 
     def _done(self, key: int, report: FlushReport, task_id: str | None, started: float) -> None:
         self._drop(key, done=report.claimed)

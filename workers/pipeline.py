@@ -19,8 +19,8 @@ from infq.cache.key import CacheScope, cache_key
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db import ledger, scheduling
+from infq.db.final import FinalJob, load_final
 from infq.db.jobs import Finish
-from infq.db.models import Job
 from infq.errors import InfqError
 from infq.results.layout import batch_key, build_body, inline_value
 from infq.work import WorkItem
@@ -57,7 +57,7 @@ class FlushReport:
     fenced: int = 0  # computed, but the lease had passed to another worker: dropped
     compute_s: float = 0.0
     batches: list[ModelBatch] = field(default_factory=list)
-    finished: list[Job] = field(default_factory=list)  # rows this flush made final
+    finished: list[FinalJob] = field(default_factory=list)  # rows this flush made final
 
 
 class Abandoned(InfqError):
@@ -135,6 +135,7 @@ def process(
         stages.forward(computation)
         stages.finish(computation)
         complete(ctx, flush, computation, owner=owner, keep_trying=keep_trying)
+        announce(ctx, flush.report)
     return flush.report
 
 
@@ -146,8 +147,8 @@ def complete(
     owner: str,
     keep_trying: Callable[[], bool] = lambda: True,
 ) -> FlushReport:
-    """Store the results, finish the jobs (fenced by ``owner``), fill the cache and
-    announce: one round trip each for the whole flush."""
+    """Store the results, finish the jobs (fenced by ``owner``) and fill the cache: one
+    round trip each for the whole flush. :func:`announce` tells the world afterwards."""
     report = flush.report
     outcomes = computation.outcomes()
     sizes = computation.sizes()
@@ -168,7 +169,7 @@ def complete(
     claimed, runnable = flush.claimed, flush.runnable
     wrote = any(f.result_uri for f in finishes)  # else no object and no ledger note
 
-    def finish() -> tuple[list[Job], bool]:
+    def finish() -> tuple[list[FinalJob], bool]:
         with ctx.sessions.begin() as session:
             done = job_rows.finish(session, finishes, owner=owner)
             # Nothing finished here: the jobs went to another owner, unless an earlier
@@ -178,18 +179,13 @@ def complete(
                 ledger.recorded(session, uri)
             cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
             followers = cache_rows.complete_followers(session, done)
-            return job_rows.load(session, done | followers), unused
+            return load_final(session, done | followers), unused
 
     finished, unused = retrying(finish, what="finish", keep_trying=keep_trying)
     report.finished = finished
     report.fenced = len(claimed) - sum(1 for j in finished if j.coalesced_into is None)
     if unused:
         _drop_object(ctx, uri)
-    try:
-        ctx.announcer.jobs_final(finished)
-    except Exception:
-        # Results are committed; the outbox sweeper re-drives what did not go out.
-        log.exception("announcing a flush failed; the outbox will retry")
     report.succeeded = sum(1 for f in finishes if f.status is JobStatus.SUCCEEDED)
     report.failed = len(finishes) - report.succeeded
     log.info(
@@ -205,6 +201,19 @@ def complete(
         report.compute_s,
     )
     return report
+
+
+def announce(ctx: WorkerContext, report: FlushReport) -> None:
+    """Events, webhooks and batch completion for the jobs a flush made final.
+
+    Runs after :func:`complete` committed (the engine on a thread of its own, so the
+    Kafka round trip overlaps the next flush's database work). If it fails or the
+    process dies first, the outbox sweeper announces the committed jobs.
+    """
+    try:
+        ctx.announcer.jobs_final(report.finished)
+    except Exception:
+        log.exception("announcing a flush failed; the outbox will retry")
 
 
 def _store(
