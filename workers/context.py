@@ -75,7 +75,10 @@ class WorkerContext:
             log.info("loading lane=%s source=%s dtype=%s device=%s", name,
                      lane.revision.source, lane.revision.dtype.value, settings.device)  # fmt: skip
             models[name] = load_lane(lane, device=settings.device)
-        engine = make_engine(settings.database, pool_size=2)
+        # One connection per thread that opens sessions (prepare, finish, announce,
+        # heartbeat, and the Celery thread releasing jobs on stop), kept open: a
+        # smaller pool opened and closed an overflow connection at every flush.
+        engine = make_engine(settings.database, pool_size=5)
         return cls(
             settings=settings,
             catalogue=catalogue,
