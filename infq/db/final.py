@@ -18,6 +18,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from infq.db.arrays import among_uuids
 from infq.db.models import Job
 
 
@@ -101,5 +102,5 @@ def load_final(session: Session, job_ids: Iterable[uuid.UUID]) -> list[FinalJob]
     ids = list(job_ids)
     if not ids:
         return []
-    rows = session.execute(select(*_COLUMNS).where(Job.job_id.in_(ids))).all()
+    rows = session.execute(select(*_COLUMNS).where(among_uuids(Job.job_id, ids))).all()
     return cast(list[FinalJob], rows)

@@ -15,6 +15,7 @@ import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
+from infq.db.arrays import among_uuids
 from infq.db.bulk import insert_rows
 from infq.db.models import Job
 from schemas.status import JobStatus
@@ -44,7 +45,7 @@ def conflicting(session: Session, fingerprints: dict[uuid.UUID, str]) -> set[uui
     """Ids among ``fingerprints`` that already name a job with different content."""
     if not fingerprints:
         return set()
-    stmt = select(Job.job_id, Job.request_hash).where(Job.job_id.in_(list(fingerprints)))
+    stmt = select(Job.job_id, Job.request_hash).where(among_uuids(Job.job_id, fingerprints))
     return {
         job_id
         for job_id, known in session.execute(stmt).tuples()
@@ -139,7 +140,7 @@ def mark_notified(session: Session, job_ids: Iterable[uuid.UUID]) -> None:
     ids = list(job_ids)
     if ids:
         session.execute(
-            update(Job).where(Job.job_id.in_(ids)).values(notified_at=func.now()),
+            update(Job).where(among_uuids(Job.job_id, ids)).values(notified_at=func.now()),
             execution_options={"synchronize_session": False},
         )
 
@@ -174,7 +175,7 @@ def cancel_queued(session: Session, *, tenant: str, job_ids: Iterable[uuid.UUID]
     stmt = (
         update(Job)
         .where(
-            Job.job_id.in_(ids),
+            among_uuids(Job.job_id, ids),
             Job.tenant_id == tenant,
             Job.status == JobStatus.QUEUED.value,
         )
@@ -197,4 +198,4 @@ def existing(session: Session, job_ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     ids = list(job_ids)
     if not ids:
         return set()
-    return set(session.scalars(select(Job.job_id).where(Job.job_id.in_(ids))))
+    return set(session.scalars(select(Job.job_id).where(among_uuids(Job.job_id, ids))))

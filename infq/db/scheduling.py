@@ -214,15 +214,21 @@ def heartbeat(
     )
     if not held:
         return 0
+    # Rows locked right now (this process finishing or claiming them, the scheduler
+    # expiring them) are skipped, not waited for: waiting, the heartbeat and a flush's
+    # finish locked the same jobs in different orders and deadlocked. A skipped lease
+    # is renewed by the next beat, well before it runs out.
     result = session.execute(
         text(
             "UPDATE jobs SET lease_owner = :owner, "
             "lease_expires_at = now() + make_interval(secs => :lease_s) "
-            "WHERE job_id = ANY(:ids) AND lease_expires_at IS NOT NULL "
-            "AND status IN ('queued', 'running') "
-            "AND (lease_owner IS NULL OR lease_owner = :owner)"
+            "FROM (SELECT job_id FROM jobs WHERE job_id = ANY(CAST(:ids AS uuid[])) "
+            "      AND lease_expires_at IS NOT NULL AND status IN ('queued', 'running') "
+            "      AND (lease_owner IS NULL OR lease_owner = :owner) "
+            "      FOR UPDATE SKIP LOCKED) AS free "
+            "WHERE jobs.job_id = free.job_id"
         ),
-        {"owner": process_id, "lease_s": lease_s, "ids": list(held)},
+        {"owner": process_id, "lease_s": lease_s, "ids": "{" + ",".join(map(str, held)) + "}"},
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
