@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -115,7 +116,9 @@ class Dispatcher:
         """Poll and dispatch until :meth:`stop`."""
         log.info("dispatcher started topic=%s", self.settings.jobs_topic)
         failures = 0
+        linger_s = self.settings.dispatch_linger_ms / 1000
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 report = self.run_once()
             except Exception:
@@ -128,6 +131,9 @@ class Dispatcher:
                 self._rewind()
                 continue
             failures = 0
+            if 0 < report.records < self.settings.poll_max_records:
+                # Not a full poll: let the next records gather (see dispatch_linger_ms).
+                self._stop.wait(linger_s - (time.monotonic() - started))
             if report.records:
                 log.info(
                     "round records=%d inserted=%d rejected=%d cache_hits=%d coalesced=%d seals=%d",
