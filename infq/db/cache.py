@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from infq.db.bulk import insert_rows
+from infq.db.final import StoredResult
 from infq.db.models import CachedResult, Job
 from schemas.status import JobStatus
 
@@ -44,21 +45,13 @@ def lock_leaders(session: Session, keys: Iterable[str]) -> dict[str, uuid.UUID]:
     return leaders
 
 
-class Cached(Protocol):
+class Cached(StoredResult, Protocol):
     """What answering a job from the cache reads of an entry."""
 
     @property
     def cache_key(self) -> str: ...
     @property
     def model_revision(self) -> str: ...
-    @property
-    def result_inline(self) -> Any | None: ...
-    @property
-    def result_uri(self) -> str | None: ...
-    @property
-    def result_offset(self) -> int | None: ...
-    @property
-    def result_length(self) -> int | None: ...
 
 
 def lookup(session: Session, keys: Iterable[str], *, max_age: timedelta) -> dict[str, Cached]:

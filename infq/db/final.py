@@ -22,7 +22,20 @@ from infq.db.arrays import among_uuids
 from infq.db.models import Job
 
 
-class FinalJob(Protocol):
+class StoredResult(Protocol):
+    """Where a result is: inline, or a byte range of an object (a job or a cache entry)."""
+
+    @property
+    def result_inline(self) -> Any | None: ...
+    @property
+    def result_uri(self) -> str | None: ...
+    @property
+    def result_offset(self) -> int | None: ...
+    @property
+    def result_length(self) -> int | None: ...
+
+
+class FinalJob(StoredResult, Protocol):
     """The columns of a final job that events, webhooks and metrics read."""
 
     @property
@@ -41,14 +54,6 @@ class FinalJob(Protocol):
     def task(self) -> str | None: ...
     @property
     def model_revision(self) -> str | None: ...
-    @property
-    def result_inline(self) -> Any | None: ...
-    @property
-    def result_uri(self) -> str | None: ...
-    @property
-    def result_offset(self) -> int | None: ...
-    @property
-    def result_length(self) -> int | None: ...
     @property
     def error_code(self) -> str | None: ...
     @property
