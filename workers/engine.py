@@ -333,6 +333,12 @@ class Engine:
     def _beat(self) -> None:
         with self._lock:
             in_stages = [i for items in self._held.values() for i in items]
+            # The busy period under way counts too: a worker that never runs dry (a
+            # flush always in some stage) would otherwise report no busy time, and the
+            # autoscaler, seeing no rate, assumed the default one and scaled out.
+            since = self._busy_since
+            busy_s = self.busy_s + (time.monotonic() - since if since is not None else 0.0)
+            jobs_done = self.jobs_done
         held = [uuid.UUID(i.job_id) for i in [*self.queue.snapshot(), *in_stages]]
         with self.ctx.sessions.begin() as session:
             scheduling.heartbeat(
@@ -343,6 +349,6 @@ class Engine:
                 models=self.models,
                 held=held,
                 lease_s=self.ctx.settings.lease_s,
-                jobs_done=self.jobs_done,
-                busy_s=self.busy_s,
+                jobs_done=jobs_done,
+                busy_s=busy_s,
             )

@@ -161,7 +161,10 @@ class Autoscaler:
 
     def _act(self, desired: int, active: list[Child]) -> None:
         if desired > len(active):
-            for _ in range(desired - len(active)):
+            # Draining workers still hold their slot (and, on a GPU host, their device's
+            # memory) until they exit: the pool never runs more than max_workers.
+            room = self.params.max_workers - len(self.workers)
+            for _ in range(min(desired - len(active), room)):
                 self._start_worker()
         elif desired < len(active):
             newest_first = sorted(active, key=lambda c: c.started_at, reverse=True)
