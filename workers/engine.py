@@ -2,7 +2,7 @@
 
 Celery messages only deliver work: the task puts a message's jobs into the engine's
 bounded :class:`~workers.queue.BatchQueue` and returns (blocking while the queue is
-full, so a worker never hoards more than its window). A pipeline of three threads,
+full, so a worker never hoards more than its window). A pipeline of four threads,
 each owning one stage of a flush, does the rest as lease owner ``process_id``:
 
 * **prepare** cuts the next adaptive batch, claims it and tokenizes it
