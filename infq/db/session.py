@@ -65,8 +65,9 @@ def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
             cursor.execute("SELECT 1")
         dbapi_connection.rollback()
     except Exception as e:
-        # The pool discards this connection and checks out (or opens) another.
-        raise exc.DisconnectionError() from e
+        # Postgres restarted (or the network dropped): every older pooled connection is
+        # as dead as this one, so the pool drops them all and opens a fresh one here.
+        raise exc.InvalidatePoolError() from e
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
