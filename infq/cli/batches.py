@@ -151,7 +151,8 @@ def finished_batch(
     if view.output_uri and view.error_uri:
         console.print(f"output: {view.output_uri}\nerrors: {view.error_uri}")
         if output is not None:
-            output.write_bytes(S3ResultStore.from_settings(settings).get(view.output_uri))
+            with output.open("wb") as file:
+                S3ResultStore.from_settings(settings).download(view.output_uri, file)
             console.print(f"wrote {output} (JSONL in input order: job_id, custom_id, result)")
     return view
 
@@ -174,13 +175,16 @@ def results(
             f"batch {batch_id!r} is {view.status.value}; its files are written when it "
             "finishes (see `infq batches show`)"
         )
+    # Streamed from S3 (a batch of millions of lines never sits in memory whole).
     store = S3ResultStore.from_settings(settings)
-    body = store.get(view.output_uri)
     if output is None:
-        sys.stdout.buffer.write(body)
+        store.download(view.output_uri, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
     else:
-        output.write_bytes(body)
+        with output.open("wb") as file:
+            store.download(view.output_uri, file)
         Console(stderr=True).print(f"wrote {output} ({view.request_counts.succeeded} results)")
     if errors is not None:
-        errors.write_bytes(store.get(view.error_uri))
+        with errors.open("wb") as file:
+            store.download(view.error_uri, file)
         Console(stderr=True).print(f"wrote {errors}")

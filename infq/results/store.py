@@ -6,6 +6,7 @@ job row's pointer says which adapter reads it.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlparse
@@ -57,6 +58,10 @@ class ResultStore(Protocol):
 
     def put_file(self, key: str, file: BinaryIO) -> str:
         """Store a (possibly large) file under ``key``, streaming; returns its uri."""
+        ...
+
+    def download(self, uri: str, file: BinaryIO) -> None:
+        """Write the object at ``uri`` into ``file``, streaming (never whole in memory)."""
         ...
 
     def presign(self, uri: str, *, expires_s: int = 3600) -> str:
@@ -146,6 +151,13 @@ class S3ResultStore:
         data: bytes = answer["Body"].read()
         return data
 
+    def download(self, uri: str, file: BinaryIO) -> None:
+        """Ranged, concurrent GETs into ``file`` (boto3's transfer manager)."""
+        parsed = urlparse(uri)
+        if parsed.scheme != "s3":
+            raise ResultStoreError(uri, "not an s3:// uri")
+        self._client.download_fileobj(parsed.netloc, parsed.path.lstrip("/"), file)
+
     def put_file(self, key: str, file: BinaryIO) -> str:
         """Multipart upload when large (boto3's transfer manager)."""
         self._client.upload_fileobj(
@@ -228,6 +240,11 @@ class FileResultStore:
         """Read the whole file."""
         path = self._path_of(uri)
         return path.read_bytes()
+
+    def download(self, uri: str, file: BinaryIO) -> None:
+        """Copy the file into ``file`` in chunks."""
+        with self._path_of(uri).open("rb") as source:
+            shutil.copyfileobj(source, file)
 
     def put_file(self, key: str, file: BinaryIO) -> str:
         """Copy the file under the root."""

@@ -244,6 +244,22 @@ def test_infq_submit_waits_writes_ordered_results_and_refuses_a_used_batch_id(
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert orjson.loads(shown.stdout)["metadata"] == {"via": "cli"}
+    # And `infq batches results` streams the same file to stdout, or to files with
+    # the (here empty) error file beside it
+    printed = subprocess.run(
+        [sys.executable, "-m", "infq", "batches", "results", batch_id],
+        capture_output=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == out.read_bytes()
+    copy, errors = tmp_path / "copy.jsonl", tmp_path / "errors.jsonl"
+    saved = subprocess.run(
+        [sys.executable, "-m", "infq", "batches", "results", batch_id, "--output", str(copy),
+         "--errors", str(errors)], capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr
+    assert copy.read_bytes() == out.read_bytes()
+    assert errors.read_bytes() == b""
     # And the same batch id again is refused in one line, nothing sent
     again = subprocess.run(
         [sys.executable, "-m", "infq", "submit", str(jobs), "--model", "echo", "--batch-id",
