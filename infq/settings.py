@@ -80,10 +80,10 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=6000, ge=1000)
     poll_max_records: int = Field(default=500, ge=1)
     poll_timeout_ms: int = Field(default=200, ge=1)
-    # A trickle of records would otherwise make a round per record or two, each with its
-    # transaction, offset commit, scheduler tick and Celery message: at 50 jobs/s that
-    # was a third of a core taken from the model. Waiting this long between rounds
-    # lets them gather (a job waits at most this much more; 0: no wait).
+    # A trickle of records makes a round per record or two, each with its transaction,
+    # offset commit, scheduler tick and Celery message. Waiting this long after a round
+    # that was not a full poll lets records gather (a job waits at most this much
+    # longer; 0: no wait).
     dispatch_linger_ms: int = Field(
         default=20, ge=0, description="Shortest time between two dispatcher rounds."
     )

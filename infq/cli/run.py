@@ -149,8 +149,9 @@ def worker(
     """Run a micro-batching Celery worker for the given models (default: all)."""
     # Before torch loads: OpenMP threads that spin between operations fight the
     # worker's own stage threads and the services on the same cores, and a preempted
-    # spinner stalls every operation at its barrier. Sleeping instead took p99 latency
-    # at half load from 6-7 s to 1-3 s on 2 cores, at the same burst rate (paired runs).
+    # spinner stalls every operation at its barrier. With sleeping threads, two paired
+    # 15 s runs at 50 jobs/s on 2 cores had p99 1-3 s instead of 6-7 s, at the same
+    # burst rate.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from workers.tasks import register
 
