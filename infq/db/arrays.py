@@ -21,11 +21,16 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.sql.elements import ColumnElement
 
 
-def uuid_array(values: Iterable[uuid.UUID | str]) -> ColumnElement[Any]:
-    """A ``uuid[]`` parameter (UUIDs need no quoting in an array literal)."""
+def uuid_literal(values: Iterable[uuid.UUID | str]) -> str:
+    """The Postgres array literal of ``values`` (UUIDs need no quoting in one), for
+    ``CAST(:p AS uuid[])`` in a text statement."""
     checked = (v if isinstance(v, uuid.UUID) else uuid.UUID(v) for v in values)
-    text = "{" + ",".join(map(str, checked)) + "}"
-    return cast(literal(text, Text), ARRAY(UUID(as_uuid=True)))
+    return "{" + ",".join(map(str, checked)) + "}"
+
+
+def uuid_array(values: Iterable[uuid.UUID | str]) -> ColumnElement[Any]:
+    """A ``uuid[]`` parameter."""
+    return cast(literal(uuid_literal(values), Text), ARRAY(UUID(as_uuid=True)))
 
 
 def among_uuids(column: Any, values: Iterable[uuid.UUID | str]) -> ColumnElement[bool]:

@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.types import JSON
 
-_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+from infq.db.session import JSON_DUMP_OPTIONS
 
 
 def insert_rows(
@@ -45,7 +45,7 @@ def insert_rows(
     sql = _statement(model, keys, on_conflict, returning)
     names = [c.name for c in _columns(model, keys)]
     document = [{n: row[k] for n, k in zip(names, keys, strict=True)} for row in rows]
-    payload = orjson.dumps(document, option=_JSON_OPTIONS, default=_default).decode()
+    payload = orjson.dumps(document, option=JSON_DUMP_OPTIONS, default=_default).decode()
     result = session.execute(sql, {"rows": payload})
     return list(result.scalars()) if returning else []
 

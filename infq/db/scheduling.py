@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from infq.db.arrays import uuid_literal
 from infq.db.final import FinalJob, load_final
 from schemas.status import FINAL_STATUSES
 
@@ -228,7 +229,7 @@ def heartbeat(
             "      FOR UPDATE SKIP LOCKED) AS free "
             "WHERE jobs.job_id = free.job_id"
         ),
-        {"owner": process_id, "lease_s": lease_s, "ids": "{" + ",".join(map(str, held)) + "}"},
+        {"owner": process_id, "lease_s": lease_s, "ids": uuid_literal(held)},
     )
     return int(getattr(result, "rowcount", 0) or 0)
 

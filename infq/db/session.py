@@ -33,12 +33,12 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
 # was a visible share of the worker's finish stage. Intake parses with orjson too, so
 # values read back are what was parsed; the standard library takes what orjson refuses
 # (integers past 64 bits on the way in, numbers past a double on the way out).
-_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+JSON_DUMP_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def _dumps(value: Any) -> bytes:
     try:
-        return orjson.dumps(value, option=_DUMP_OPTIONS)
+        return orjson.dumps(value, option=JSON_DUMP_OPTIONS)
     except TypeError:
         return json.dumps(value).encode()
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from infq.db.migrate import alembic_config
 from infq.db.session import make_engine
@@ -24,8 +24,8 @@ _INSERT = text(
 )
 
 
-def _counters(conn: object, batch: str) -> tuple[int, int]:
-    row = conn.execute(  # type: ignore[attr-defined]
+def _counters(conn: Connection, batch: str) -> tuple[int, int]:
+    row = conn.execute(
         text("SELECT jobs_seen, jobs_final FROM batches WHERE batch_id = :b"), {"b": batch}
     ).one()
     return int(row[0]), int(row[1])
