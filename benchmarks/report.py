@@ -79,7 +79,7 @@ def write(
 def markdown(
     phases: dict[str, Phase], goals: list[Target], *, stamp: str, config: dict[str, Any]
 ) -> str:
-    """The README's benchmark table."""
+    """The benchmark table of the README and docs/benchmarks.md."""
     a = phases["a"].jobs_per_s
     lines = [
         f"Run {stamp} on {machine()}; {config.get('device', 'cpu')}, batches of "

@@ -19,8 +19,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bootstrap import initialise
 from infq.db.session import make_engine, make_sessionmaker
+from infq.ops.bootstrap import initialise
 from infq.settings import Settings
 
 BENCH_REDIS_DB = 14

@@ -22,7 +22,7 @@ from infq.db.batches import BatchKey
 from infq.db.final import load_final
 from infq.db.models import Job
 from infq.errors import NotFound
-from infq.notify import Announcer
+from infq.outbox.announce import Announcer
 from schemas.status import JobStatus
 
 

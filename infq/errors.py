@@ -93,7 +93,7 @@ class UnknownSetting(ConfigurationError):
             parts.append(f"{name}; did you mean {close}?" if close else name)
         label = "unknown setting" if len(names) == 1 else "unknown settings"
         unmatched = len(suggestions) < len(names)
-        hint = " (see the Configuration table in the README)" if unmatched else ""
+        hint = " (see docs/configuration.md)" if unmatched else ""
         super().__init__(f"{label} {', '.join(parts)}{hint}")
         self.names = names
         self.suggestions = suggestions

@@ -3,7 +3,7 @@
 Each long-running process serves its own registry on ``INFQ_METRICS_PORT`` (0: off);
 Prometheus sums the counters across processes. A Celery worker's pool process serves
 on ``INFQ_METRICS_PORT + its pool index`` (the inference runs there, not in the Celery
-main process). ``infq up`` gives every process its own port, listed in the README.
+main process). ``infq up`` gives every process its own port, listed in docs/operations.md.
 
 Names carry their units; labels are bounded (model, tenant, status, stage, code).
 Families are created when a process calls :func:`families` (never at import), and a

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 
-from infq.bus import Message, Publisher
+from infq.bus.kafka import Message, Publisher
 from infq.errors import PublishFailed
 from schemas.batches import BatchSeal
 from schemas.jobs import JobRequest

@@ -11,8 +11,8 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from infq.bus.messages import chunked
 from infq.errors import InfqError, PermanentFailure
-from infq.work import chunked
 
 T = TypeVar("T")
 R = TypeVar("R")

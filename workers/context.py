@@ -14,14 +14,14 @@ from functools import cached_property
 from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bus import Publisher, make_publisher
+from infq.bus.kafka import Publisher, make_publisher
+from infq.bus.messages import WorkItem
 from infq.catalogue.catalogue import Catalogue, Lane, lane_name
 from infq.catalogue.protocol import Model
 from infq.db.session import make_engine, make_sessionmaker
-from infq.notify import Announcer
+from infq.outbox.announce import Announcer
 from infq.results.store import ResultStore, S3ResultStore
 from infq.settings import Settings
-from infq.work import WorkItem
 from workers.loading import load_lane
 
 log = logging.getLogger("infq.worker")

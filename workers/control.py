@@ -16,9 +16,10 @@ import httpx
 from celery import Celery, Task
 
 from infq.batches.finalize import finalize
-from infq.bus import make_publisher
+from infq.bus.celery import DELIVER_TASK, FINALIZE_TASK
+from infq.bus.kafka import make_publisher
 from infq.db.session import make_engine, make_sessionmaker
-from infq.notify import DELIVER_TASK, FINALIZE_TASK, Announcer
+from infq.outbox.announce import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from infq.webhooks.deliver import attempt

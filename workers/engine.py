@@ -45,10 +45,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from infq.bus.messages import WorkItem
 from infq.catalogue.catalogue import Lane
 from infq.db import scheduling
 from infq.settings import Settings
-from infq.work import WorkItem
 from workers import stages
 from workers.context import WorkerContext
 from workers.monitor import FlushEvents, observe

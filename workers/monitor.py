@@ -1,7 +1,7 @@
 """Flushes shown in Flower as tasks.
 
 A Celery message only carries handed-out jobs into the engine's queue (its task sends
-no events: :data:`workers.messages.TASK_NAME` has ``send_events=False``); the work is
+no events: :data:`infq.bus.celery.RUN_JOBS_TASK` has ``send_events=False``); the work is
 the flush that claims, computes, stores and finishes a batch. Each flush is sent to
 Flower as a task named ``infq.batch`` with Celery's own task events (received, started,
 succeeded or failed), under the worker's node name, so Flower lists it with its state,
@@ -25,7 +25,7 @@ from typing import Any
 
 from celery import Celery
 
-from infq.work import WorkItem
+from infq.bus.messages import WorkItem
 from workers.pipeline import FlushReport
 
 log = logging.getLogger("infq.worker")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from infq.bus.messages import WorkItem
 from infq.cache.key import CacheScope, cache_key
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
@@ -23,7 +24,6 @@ from infq.db.final import FinalJob, load_final
 from infq.db.jobs import Finish
 from infq.errors import InfqError
 from infq.results.layout import batch_key, build_body, inline_value
-from infq.work import WorkItem
 from schemas.status import JobStatus
 from workers import stages
 from workers.batching import Outcome

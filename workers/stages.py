@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from infq.bus.messages import WorkItem
 from infq.catalogue.protocol import Model, StagedModel, TokenCounting
 from infq.errors import PermanentFailure
-from infq.work import WorkItem
 from workers.batching import Outcome, one_each, params_key, plan_batches, run_bisecting
 from workers.context import WorkerContext
 

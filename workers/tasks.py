@@ -16,9 +16,10 @@ from typing import Any
 from celery import Celery, signals
 
 from infq import metrics
+from infq.bus.celery import RUN_JOBS_TASK
+from infq.bus.messages import WorkItem
 from infq.catalogue.catalogue import Catalogue
 from infq.settings import Settings
-from infq.work import TASK_NAME, WorkItem
 from workers.context import WorkerContext
 from workers.engine import Engine
 from workers.monitor import FlushEvents
@@ -108,7 +109,7 @@ def register(
     signals.worker_shutting_down.connect(_shutdown, weak=False)
 
     # No task events for the message itself: Flower shows the flushes (infq.batch).
-    @app.task(name=TASK_NAME, acks_late=False, ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]
+    @app.task(name=RUN_JOBS_TASK, acks_late=False, ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]
     def run_jobs(items: list[dict[str, Any]]) -> int:
         work = [WorkItem.from_wire(d) for d in items]
         holder.get().submit(work)

@@ -9,22 +9,23 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from prometheus_client import make_asgi_app
 
-from infq import __version__, openai_api
+from infq import __version__
 from infq.api import batches, errors, health, jobs
+from infq.api import openai as openai_surface
 from infq.api.context import ApiContext
-from infq.api.quotas import Quotas
-from infq.bus import Publisher, make_producer
+from infq.api.openai import errors as openai_errors
+from infq.bus.celery import create_app
+from infq.bus.kafka import Publisher, make_producer
 from infq.catalogue.catalogue import for_settings
 from infq.catalogue.intake import InputLimits
 from infq.db.session import make_engine, make_sessionmaker
 from infq.dispatch.routecache import RouteCache
 from infq.metrics import families
-from infq.notify import Announcer
-from infq.openai_api import errors as openai_errors
 from infq.ops.probes import ServiceProbes
+from infq.outbox.announce import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
-from workers.app import create_app
+from infq.tenants.quotas import Quotas
 
 DOCS_ASSETS_URL = "/docs-assets"
 
@@ -79,11 +80,11 @@ def create_api(settings: Settings) -> FastAPI:
     )
     # The OpenAI-compatible surface answers its errors in OpenAI's shape; infq's own
     # routes keep theirs.
-    errors.install(app, surfaces={openai_api.PREFIX + "/": openai_errors.render})
+    errors.install(app, surfaces={openai_surface.PREFIX + "/": openai_errors.render})
     app.include_router(jobs.router)
     app.include_router(batches.router)
     app.include_router(health.router)
-    openai_api.install(app)
+    openai_surface.install(app)
     # Prometheus scrapes the API on its own port (requests are counted in infq_jobs_total
     # by the dispatcher and the announcer, like any other intake).
     app.mount("/metrics", make_asgi_app(registry=families().registry))

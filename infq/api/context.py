@@ -12,18 +12,18 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq import tenants
-from infq.api.quotas import Quotas
-from infq.bus import Publisher
+from infq.bus.kafka import Publisher
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.chat import ChatTemplates
 from infq.catalogue.intake import InputLimits
 from infq.dispatch.routecache import RouteCache
-from infq.notify import Announcer
 from infq.ops.probes import ServiceProbes
+from infq.outbox.announce import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
-from infq.tenants import KEY_CACHE_TTL_S
+from infq.tenants import accounts
+from infq.tenants.accounts import KEY_CACHE_TTL_S
+from infq.tenants.quotas import Quotas
 
 
 @dataclass
@@ -55,7 +55,7 @@ class ApiContext:
         if known is not None and now - known[1] < KEY_CACHE_TTL_S:
             return known[0]
         with self.sessions() as session:
-            tenant = tenants.for_key(session, api_key)
+            tenant = accounts.for_key(session, api_key)
         if tenant is None:
             self._keys.pop(api_key, None)
         else:

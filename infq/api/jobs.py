@@ -15,14 +15,14 @@ from infq import cancelling
 from infq.api.context import ApiContext, Context, TenantId
 from infq.api.errors import describe_validation, error_responses
 from infq.api.views import Cancelled, JobList, JobView, ResultView, Submitted, job_view
-from infq.bus import Message
+from infq.bus.kafka import Message
 from infq.catalogue.checks import admit
 from infq.db import jobs as job_rows
 from infq.db import listing
 from infq.db.models import Job
-from infq.dispatch.triage import DEFAULT_TENANT
 from infq.errors import Conflict, PublishFailed, RejectedRecord
 from infq.pagination import Cursor
+from infq.tenants.policy import DEFAULT_TENANT
 from infq.webhooks.urls import RefusedCallbackUrl, check_destination, system_resolve
 from producers.sdk import encode
 from schemas.jobs import JobRequest
@@ -97,7 +97,7 @@ def publish(
 ) -> list[uuid.UUID]:
     """Put requests on ``infq.jobs``; 503 unless Kafka acknowledged every one of them.
 
-    First each tenant's limits (:mod:`infq.api.quotas`): over its max queued jobs or its
+    First each tenant's limits (:mod:`infq.tenants.quotas`): over its max queued jobs or its
     rate, the whole request is refused with a 429 and ``Retry-After``, and nothing is
     sent. Every submission of the API (jobs and batches) comes through here. Then
     ``prepare`` (a batch creates its row there: after the limits, so a 429 leaves no

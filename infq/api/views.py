@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from infq.completion import event_for
 from infq.db.models import Job
+from infq.outbox.events import event_for
 from schemas.events import CompletionEvent
 
 

@@ -1,6 +1,6 @@
 """Finishing a batch: its output and error files, its completion event and its webhook.
 
-Runs once every job of a sealed batch is final (see :class:`infq.notify.Announcer`).
+Runs once every job of a sealed batch is final (see :class:`infq.outbox.announce.Announcer`).
 Safe to run twice: the output is rewritten identically and only the first run to mark
 the batch finished publishes the event and the webhook.
 """
@@ -13,11 +13,11 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.batches.files import write_files
-from infq.bus import Message
+from infq.bus.kafka import Message
 from infq.db import batches as batch_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.batches import BatchKey
-from infq.notify import Announcer
+from infq.outbox.announce import Announcer
 from infq.results.store import ResultStore
 from schemas.batches import BatchCompletedEvent, RequestCounts
 

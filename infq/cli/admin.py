@@ -43,8 +43,7 @@ def webhooks(
 @webhooks_app.command("replay")
 def replay(delivery_id: Annotated[str, typer.Argument(help="A dead delivery's id.")]) -> None:
     """Send a dead webhook delivery again, with a fresh attempt budget."""
-    from infq.notify import DELIVER_TASK, WEBHOOK_QUEUE
-    from workers.app import create_app
+    from infq.bus.celery import DELIVER_TASK, WEBHOOK_QUEUE, create_app
 
     try:
         key = uuid.UUID(delivery_id)

@@ -17,14 +17,14 @@ from rich.table import Table
 
 from infq import cancelling
 from infq.api.batch_views import BatchView, load_view
-from infq.bus import make_publisher
+from infq.bus.kafka import make_publisher
 from infq.db import batch_list
 from infq.db.session import one_shot_sessions
-from infq.dispatch.triage import DEFAULT_TENANT
 from infq.errors import InvalidInput
-from infq.notify import Announcer
+from infq.outbox.announce import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
+from infq.tenants.policy import DEFAULT_TENANT
 from schemas.batches import BatchStatus
 
 app = typer.Typer(help="Batches: list, show, cancel, download results.", no_args_is_help=True)
@@ -113,7 +113,7 @@ def show(batch_id: str, tenant: Tenant = DEFAULT_TENANT, as_json: AsJson = False
 def cancel(batch_id: str, tenant: Tenant = DEFAULT_TENANT) -> None:
     """Cancel a batch: its queued jobs now, its jobs still to arrive too; running jobs
     finish, then the batch ends cancelled with its files."""
-    from workers.app import create_app
+    from infq.bus.celery import create_app
 
     settings = Settings()
     publisher = make_publisher(settings)

@@ -1,7 +1,7 @@
 """What the ``infq`` command does with an error it expected: one line, one exit status.
 
 Each kind of error has its own status, so a script can tell "start the stack" from
-"fix the file" without parsing text (the README's "Exit codes" table lists them).
+"fix the file" without parsing text (docs/operations.md, "Exit codes", lists them).
 Anything not recognised here is a bug and keeps its traceback.
 """
 

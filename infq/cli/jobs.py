@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import MofNCompleteColumn, Progress
 
-from infq import tenants as tenant_rows
+from infq.batches.follow import follow_batch
 from infq.batches.options import BatchOptions
 from infq.catalogue.catalogue import for_settings
 from infq.catalogue.checks import admit
@@ -25,11 +25,11 @@ from infq.cli.jobs_admin import show
 from infq.db import batches as batch_rows
 from infq.db import jobs as job_rows
 from infq.db.session import one_shot_sessions
-from infq.dispatch.triage import DEFAULT_TENANT
 from infq.errors import Conflict, InvalidInput, RejectedRecord
-from infq.follow import follow_batch
 from infq.outages import require_reachable
 from infq.settings import Settings
+from infq.tenants import accounts
+from infq.tenants.policy import DEFAULT_TENANT
 from infq.webhooks.urls import check_syntax
 from producers.jsonl import BadLine, requests_from_lines
 from producers.sdk import JobProducer, new_batch_id
@@ -118,7 +118,7 @@ def submit(
     require_reachable(settings, "kafka", "postgres")
     with one_shot_sessions(settings.database) as sessions:
         with sessions.begin() as session:
-            tenant_rows.check_room(session, DEFAULT_TENANT, jobs=len(requests))
+            accounts.check_room(session, DEFAULT_TENANT, jobs=len(requests))
             created = batch_rows.create(
                 session, tenant=DEFAULT_TENANT, batch_id=batch, total_jobs=len(requests),
                 webhook_url=webhook_url, model=model, metadata=options.metadata,

@@ -21,19 +21,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infq import cancelling
 from infq.api.views import JobList, job_view
-from infq.bus import make_publisher
-from infq.completion import event_for
+from infq.bus.kafka import make_publisher
 from infq.db import jobs as job_rows
 from infq.db import listing
 from infq.db.models import Job
 from infq.db.session import one_shot_sessions
-from infq.dispatch.triage import DEFAULT_TENANT
 from infq.errors import Conflict, InvalidInput, NotFound
-from infq.notify import Announcer
+from infq.outbox.announce import Announcer
+from infq.outbox.events import event_for
 from infq.pagination import Cursor
 from infq.results.fetch import read_result
 from infq.results.store import ResultStoreError, S3ResultStore
 from infq.settings import Settings
+from infq.tenants.policy import DEFAULT_TENANT
 
 app = typer.Typer(help="Jobs: list, show, cancel.", no_args_is_help=True)
 console = Console()
@@ -151,7 +151,7 @@ def show(job_id: JobId, as_json: AsJson = False, tenant: AnyTenant = None) -> No
 @app.command("cancel")
 def cancel(job_id: JobId, tenant: AnyTenant = None) -> None:
     """Cancel a queued job: it never runs (exit 1 when it already runs or is final)."""
-    from workers.app import create_app
+    from infq.bus.celery import create_app
 
     settings = Settings()
     key = _job_id(job_id)

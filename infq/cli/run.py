@@ -16,17 +16,17 @@ from celery import Celery
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bootstrap import initialise
-from infq.bus import make_consumer, make_publisher
+from infq.bus.celery import create_app, model_queue
+from infq.bus.kafka import make_consumer, make_publisher
 from infq.catalogue.catalogue import batch_sizes, for_settings
 from infq.db.session import make_engine, make_sessionmaker
 from infq.dispatch.dispatcher import Dispatcher
 from infq.dispatch.scheduler import Scheduler
 from infq.logs import configure
-from infq.notify import Announcer
+from infq.ops.bootstrap import initialise
+from infq.outbox.announce import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
-from workers.app import create_app
 
 log = logging.getLogger("infq.worker")
 
@@ -164,7 +164,7 @@ def worker(
     app.conf.worker_proc_alive_timeout = 300
     nodename = f"infq-{os.getpid()}@{socket.gethostname()}"
     register(app, settings, catalogue=catalogue, lanes=names, hostname=nodename)
-    queues = ",".join(settings.model_queue(n) for n in names)
+    queues = ",".join(model_queue(n) for n in names)
     processes = concurrency or settings.worker_concurrency
     if processes > 1 and _uses_cuda(settings.device):
         # One model copy per GPU: more processes on one device only split its memory
@@ -194,7 +194,7 @@ def notifier(
     ] = None,
 ) -> None:
     """Run the notifier: signed webhook deliveries and batch output files."""
-    from infq.notify import CONTROL_QUEUE, WEBHOOK_QUEUE
+    from infq.bus.celery import CONTROL_QUEUE, WEBHOOK_QUEUE
     from workers.control import register_control
 
     settings = Settings()

@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infq.bootstrap import forget_lost_payloads, initialise
+from infq.ops.bootstrap import forget_lost_payloads, initialise
 from infq.settings import Settings
 from infq.stack.supervisor import ServiceState, Stack
 

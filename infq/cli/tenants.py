@@ -16,13 +16,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infq import tenants as tenant_rows
 from infq.db.models import Tenant
 from infq.db.session import one_shot_sessions
 from infq.errors import InvalidInput
 from infq.settings import Settings
-from infq.tenant_policy import TenantLimits, check_tenant_name
-from infq.tenants import KEY_CACHE_TTL_S
+from infq.tenants import accounts
+from infq.tenants.accounts import KEY_CACHE_TTL_S
+from infq.tenants.policy import TenantLimits, check_tenant_name
 
 app = typer.Typer(help="Tenants: API keys, webhook secrets and limits.", no_args_is_help=True)
 console = Console()
@@ -103,9 +103,9 @@ def create(name: Name, max_queued: MaxQueued = None, rate: Rate = None) -> None:
     check_tenant_name(name)
     changes = _changes(max_queued, rate)
     settings = Settings()
-    limits = replace(tenant_rows.default_limits(settings), **changes)
+    limits = replace(accounts.default_limits(settings), **changes)
     with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
-        made = tenant_rows.create(session, name, limits=limits)
+        made = accounts.create(session, name, limits=limits)
     if made is None:
         console.print(f"[red]tenant {name!r} exists[/]")
         raise typer.Exit(1)
@@ -119,8 +119,8 @@ def create(name: Name, max_queued: MaxQueued = None, rate: Rate = None) -> None:
 def list_tenants(as_json: AsJson = False) -> None:
     """Every tenant: whether it has a key, its limits and how many jobs it has queued."""
     with one_shot_sessions(Settings().database) as sessions, sessions() as session:
-        rows = tenant_rows.all_tenants(session)
-        queued = tenant_rows.queued_counts(session)
+        rows = accounts.all_tenants(session)
+        queued = accounts.queued_counts(session)
     views = [_view(t, queued=queued.get(t.tenant_id, 0)) for t in rows]
     if as_json:
         typer.echo(orjson.dumps(views).decode())
@@ -143,8 +143,8 @@ def show(name: Name, as_json: AsJson = False) -> None:
     """One tenant: its webhook secret (receivers verify signatures with it), whether it
     has an API key, its limits and queued jobs."""
     with one_shot_sessions(Settings().database) as sessions, sessions() as session:
-        tenant = tenant_rows.existing(session, name)
-        queued = tenant_rows.queued_counts(session).get(name, 0)
+        tenant = accounts.existing(session, name)
+        queued = accounts.queued_counts(session).get(name, 0)
     view = {**_view(tenant, queued=queued), "webhook_secret": tenant.webhook_secret}
     if as_json:
         typer.echo(orjson.dumps(view).decode())
@@ -153,14 +153,14 @@ def show(name: Name, as_json: AsJson = False) -> None:
     typer.echo(f"tenant: {name}")
     typer.echo(f"api key: {key}")
     typer.echo(f"webhook secret: {tenant.webhook_secret}")
-    typer.echo(f"{_describe(tenant_rows.limits_of(tenant))}; queued now: {queued}")
+    typer.echo(f"{_describe(accounts.limits_of(tenant))}; queued now: {queued}")
 
 
 @app.command("key")
 def issue_key(name: Name) -> None:
     """Issue an API key for a tenant that has none (e.g. ``default``); printed once."""
     with one_shot_sessions(Settings().database) as sessions, sessions.begin() as session:
-        api_key = tenant_rows.issue_key(session, name)
+        api_key = accounts.issue_key(session, name)
     typer.echo(f"api key: {api_key}")
 
 
@@ -169,7 +169,7 @@ def rotate_key(name: Name) -> None:
     """Replace a tenant's API key; prints the new one once. The old key is refused
     within a few seconds (each API process trusts a key it looked up that long)."""
     with one_shot_sessions(Settings().database) as sessions, sessions.begin() as session:
-        api_key = tenant_rows.rotate_key(session, name)
+        api_key = accounts.rotate_key(session, name)
     typer.echo(f"api key: {api_key}")
     typer.echo(f"the old key is refused within {KEY_CACHE_TTL_S:g} s", err=True)
 
@@ -179,7 +179,7 @@ def revoke_key(name: Name) -> None:
     """Remove a tenant's API key: the REST API refuses it (within a few seconds). Its
     jobs, webhooks and Kafka producers are unaffected."""
     with one_shot_sessions(Settings().database) as sessions, sessions.begin() as session:
-        had = tenant_rows.revoke_key(session, name)
+        had = accounts.revoke_key(session, name)
     if had:
         typer.echo(f"revoked the API key of {name!r}; refused within {KEY_CACHE_TTL_S:g} s")
     else:
@@ -192,7 +192,7 @@ def limits(name: Name, max_queued: MaxQueued = None, rate: Rate = None) -> None:
     ``infq submit``) and ``--rate`` (REST); 'unlimited' removes one."""
     changes = _changes(max_queued, rate)
     with one_shot_sessions(Settings().database) as sessions, sessions.begin() as session:
-        new = replace(tenant_rows.limits_of(tenant_rows.existing(session, name)), **changes)
+        new = replace(accounts.limits_of(accounts.existing(session, name)), **changes)
         if changes:
-            tenant_rows.set_limits(session, name, new)
+            accounts.set_limits(session, name, new)
     typer.echo(f"{name}: {_describe(new)}")

@@ -26,17 +26,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.batches.finalize import finalize
-from infq.bus import make_publisher
+from infq.batches.follow import final_count, follow_batch
+from infq.bus.kafka import make_publisher
 from infq.db import batches as batch_rows
 from infq.db.models import Job
 from infq.db.session import make_engine, make_sessionmaker
 from infq.demo.stats import batch_histogram, percentile
-from infq.follow import final_count, follow_batch
-from infq.notify import Announcer
 from infq.ops.autoscaler import Autoscaler, Point, changes, gpu_count
 from infq.ops.lag import LagWatcher
 from infq.ops.policy import PolicyParams
 from infq.ops.supervisor import Supervisor, file_sink
+from infq.outbox.announce import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from producers.sdk import JobProducer, new_batch_id
@@ -233,7 +233,7 @@ def finish_demo_batch(
     settings: Settings, sessions: sessionmaker[Session], key: tuple[str, str]
 ) -> str | None:
     """Finish the demo's batch as the notifier would; returns its output file's uri."""
-    from workers.app import create_app
+    from infq.bus.celery import create_app
 
     publisher = make_publisher(settings)
     try:

@@ -3,7 +3,7 @@
 One poll is one unit of work, with every hop batched:
 
 1. triage the polled records (pure, :mod:`infq.dispatch.triage`), refuse jobs past
-   their tenant's max queued jobs (:mod:`infq.dispatch.quotas`) and plan admission
+   their tenant's max queued jobs (:mod:`infq.tenants.max_queued`) and plan admission
    (cache hits, followers of identical in-flight jobs: :mod:`infq.dispatch.admission`);
 2. one INSERT … ON CONFLICT DO NOTHING per row shape (the job id is the idempotency
    key, so a redelivered record is not a second job), batch seals, and commit. If
@@ -35,7 +35,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bus import Message, Publisher
+from infq.bus.kafka import Message, Publisher
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.intake import InputLimits
 from infq.db import batches as batch_rows
@@ -56,7 +56,7 @@ from infq.dispatch.triage import (
     conflict,
     triage,
 )
-from infq.notify import Announcer
+from infq.outbox.announce import Announcer
 from infq.settings import Settings
 from schemas.events import DeadLetter, JobError, RecordSource
 

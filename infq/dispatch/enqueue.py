@@ -7,10 +7,11 @@ from collections.abc import Sequence
 
 from celery import Celery
 
+from infq.bus.celery import RUN_JOBS_TASK, model_queue
+from infq.bus.messages import WorkItem, celery_priority, chunked
 from infq.catalogue.catalogue import lane_name
 from infq.db.scheduling import HandedOut
 from infq.settings import Settings
-from infq.work import TASK_NAME, WorkItem, celery_priority, chunked
 
 
 def work_item(job: HandedOut) -> WorkItem:
@@ -39,9 +40,9 @@ def publish_jobs(celery: Celery, settings: Settings, jobs: Sequence[HandedOut]) 
         for (lane, priority), members in groups.items():
             for chunk in chunked(members, settings.dispatch_chunk_size):
                 celery.send_task(
-                    TASK_NAME,
+                    RUN_JOBS_TASK,
                     args=[[work_item(j).to_wire() for j in chunk]],
-                    queue=settings.model_queue(lane),
+                    queue=model_queue(lane),
                     priority=celery_priority(priority),
                     producer=producer,
                 )

@@ -36,7 +36,7 @@ from infq.db import webhooks as webhook_rows
 from infq.db.final import load_final
 from infq.dispatch.enqueue import publish_jobs
 from infq.metrics import families
-from infq.notify import Announcer
+from infq.outbox.announce import Announcer
 from infq.results.store import ResultStore
 from infq.settings import Settings
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from infq.dispatch.triage import DEFAULT_TENANT, Accepted, Record, Rejection
+from infq.dispatch.triage import Accepted, Record, Rejection
+from infq.tenants.policy import DEFAULT_TENANT
 from schemas.batches import BatchSeal
 
 

@@ -24,10 +24,9 @@ from infq.catalogue.checks import Routes, check_request
 from infq.catalogue.entries import Entry, Revision
 from infq.catalogue.intake import InputLimits
 from infq.errors import RejectedRecord
+from infq.tenants.policy import DEFAULT_TENANT
 from schemas.jobs import JobRequest, decode_job_request
 from schemas.storable import printable
-
-DEFAULT_TENANT = "default"
 
 # Namespace for job ids derived from a record's position when the producer sent none.
 RECORD_NAMESPACE = uuid.UUID("6f0e7c1a-3d4b-5e8f-9a0b-1c2d3e4f5a6b")

@@ -3,7 +3,7 @@
 Lag is ``high watermark - committed offset`` per partition. The high watermark comes
 from a fetch response, not from ``ListOffsets``: Tansu (the local broker) answers
 ``ListOffsets`` with the base offset of the last record batch + 1, which undercounts
-after batched produces (see the README). A fetch near the end of each partition carries
+after batched produces (see docs/operations.md). A fetch near the end of each partition carries
 the true high watermark on Tansu and on real Kafka alike, and reads at most the last
 record batch.
 """
@@ -16,7 +16,7 @@ import time
 
 from kafka import KafkaConsumer, TopicPartition
 
-from infq.bus import RECONNECT_BACKOFF_MAX_MS
+from infq.bus.kafka import RECONNECT_BACKOFF_MAX_MS
 from infq.settings import Settings
 
 log = logging.getLogger("infq.ops")

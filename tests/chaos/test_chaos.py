@@ -20,7 +20,7 @@ import psutil
 import pytest
 from sqlalchemy import text
 
-from infq.bus import ensure_topics
+from infq.bus.kafka import ensure_topics
 from infq.errors import PublishFailed
 from infq.settings import Settings
 from infq.stack.supervisor import Stack
@@ -93,7 +93,7 @@ def after_a_kill(
     row.notes = f"{len(stranded)} jobs held by the dead process"
     rows.append(row)
     assert stranded, "the kill hit no job: the scenario proved nothing"
-    # Events are at least once (README, "Delivery guarantees"): a worker killed between
+    # Events are at least once (docs/guarantees.md): a worker killed between
     # the broker's ack of a flush's events and the commit of their notified_at has them
     # announced again by the outbox. The pipelined worker announces one flush while the
     # next computes, so a kill "mid-batch" can land in that window: at most one flush's

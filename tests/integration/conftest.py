@@ -15,13 +15,13 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bootstrap import forget_lost_payloads, initialise
 from infq.db.session import make_engine, make_sessionmaker
+from infq.ops.bootstrap import forget_lost_payloads, initialise
 from infq.settings import Settings
 from infq.stack.processes import free_port
 from infq.stack.supervisor import Stack
-from infq.tenants import Credentials
-from infq.tenants import create as create_tenant
+from infq.tenants.accounts import Credentials
+from infq.tenants.accounts import create as create_tenant
 from tests.integration.harness import InfqProcess, unique, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bus import ensure_topics
+from infq.bus.kafka import ensure_topics
 from infq.outages import address
 from infq.settings import Settings
 from infq.stack.processes import free_port, port_accepts
 from infq.stack.services import Kafka
-from infq.tenants import Credentials
+from infq.tenants.accounts import Credentials
 from tests.chaos.proxy import TcpProxy
 from tests.integration.conftest import LOG_DIR, STACK_DIR
 from tests.integration.harness import InfqProcess, settings_for, wait_final, wait_for

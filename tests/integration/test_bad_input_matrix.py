@@ -3,7 +3,7 @@ code, a rejected row (the job id travels in the Kafka key), a dead letter, and t
 pipeline keeps flowing: a good job sent after each bad one succeeds.
 
 Once, a single U+0000 halted all intake (Postgres refused the round forever); these
-kinds are the contract that it never happens again. The README carries this table.
+kinds are the contract that it never happens again. docs/jobs.md carries this table.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from kafka import KafkaProducer
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.settings import Settings
-from infq.tenants import Credentials
+from infq.tenants.accounts import Credentials
 from tests.integration.harness import InfqProcess, jobs_by_id, read_topic, wait_final
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.settings import Settings
-from infq.tenants import Credentials
+from infq.tenants.accounts import Credentials
 from producers.sdk import JobProducer
 from tests.integration.harness import read_topic, wait_for
 

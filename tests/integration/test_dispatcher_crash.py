@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bus import ensure_topics
+from infq.bus.kafka import ensure_topics
 from infq.db.models import Job
 from infq.settings import Settings
 from tests.integration.conftest import LOG_DIR

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.stack.processes import free_port
-from infq.tenants import Credentials
+from infq.tenants.accounts import Credentials
 from tests.integration.conftest import LOG_DIR
 from tests.integration.harness import InfqProcess, wait_final, wait_for
 

@@ -11,12 +11,12 @@ from typing import Any
 
 from sqlalchemy import text
 
+from infq.bus.celery import create_app
+from infq.bus.messages import WorkItem
 from infq.catalogue.catalogue import Catalogue, builtin_entries
 from infq.db.jobs import insert_new
 from infq.settings import Settings
-from infq.work import WorkItem
 from tests.integration.harness import isolated_env, settings_for, wait_for
-from workers.app import create_app
 from workers.context import WorkerContext
 from workers.engine import Engine
 

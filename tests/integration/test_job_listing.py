@@ -16,8 +16,8 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.tenants import Credentials
-from infq.tenants import create as create_tenant
+from infq.tenants.accounts import Credentials
+from infq.tenants.accounts import create as create_tenant
 from tests.integration.harness import InfqProcess, unique, wait_final, wait_for
 
 pytestmark = pytest.mark.integration

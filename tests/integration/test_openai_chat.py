@@ -20,7 +20,7 @@ from infq.catalogue.entries import Entry
 from infq.db.session import make_engine, make_sessionmaker
 from infq.settings import Settings
 from infq.stack.processes import free_port
-from infq.tenants import create as create_tenant
+from infq.tenants.accounts import create as create_tenant
 from tests.integration.conftest import LOG_DIR
 from tests.integration.harness import InfqProcess, isolated_env, settings_for, wait_for
 from tests.tiny_models import build_gpt2

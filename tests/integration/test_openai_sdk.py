@@ -18,7 +18,7 @@ import pytest
 from openai import OpenAI
 
 from infq.results.layout import parse_line
-from infq.tenants import Credentials
+from infq.tenants.accounts import Credentials
 from tests.integration.harness import Receiver, wait_for
 
 MODEL = "all-MiniLM-L6-v2"

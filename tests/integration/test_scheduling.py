@@ -162,9 +162,9 @@ def test_a_worker_whose_lease_passed_on_is_fenced_and_leaves_no_object(
 ) -> None:
     import threading
 
+    from infq.bus.celery import create_app
+    from infq.bus.messages import WorkItem
     from infq.catalogue.catalogue import Catalogue, builtin_entries
-    from infq.work import WorkItem
-    from workers.app import create_app
     from workers.context import WorkerContext
     from workers.pipeline import process
 
@@ -232,9 +232,9 @@ def wait_for_running(db: sessionmaker[Session], ids: list[uuid.UUID]) -> None:
 def test_schedulers_take_turns_per_model_so_the_window_holds(
     stack_env: dict[str, str], settings: Settings
 ) -> None:
+    from infq.bus.celery import create_app
     from infq.dispatch.scheduler import Scheduler, TickReport
-    from infq.notify import Announcer
-    from workers.app import create_app
+    from infq.outbox.announce import Announcer
 
     own = settings_for(isolated_env(stack_env, settings, name="turns"))
     engine = make_engine(own.database)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from infq.tenants import Credentials
+from infq.tenants.accounts import Credentials
 from producers import ApiError, InfqClient
 
 

@@ -22,13 +22,13 @@ import orjson
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq import tenants as tenant_rows
-from infq.api.quotas import LIMITS_TTL_S
 from infq.db.models import Job
 from infq.errors import OverLimit
 from infq.settings import Settings
-from infq.tenant_policy import QUEUE_FULL_RETRY_AFTER_S, TenantLimits
-from infq.tenants import KEY_CACHE_TTL_S, Credentials
+from infq.tenants import accounts
+from infq.tenants.accounts import KEY_CACHE_TTL_S, Credentials
+from infq.tenants.policy import QUEUE_FULL_RETRY_AFTER_S, TenantLimits
+from infq.tenants.quotas import LIMITS_TTL_S
 from tests.integration.harness import (
     InfqProcess,
     read_topic,
@@ -67,7 +67,7 @@ def _field(output: str, label: str) -> str:
 
 def _make(sessions: sessionmaker[Session], prefix: str, **limits: Any) -> Credentials:
     with sessions.begin() as session:
-        made = tenant_rows.create(session, unique(prefix), limits=TenantLimits(**limits))
+        made = accounts.create(session, unique(prefix), limits=TenantLimits(**limits))
     assert made is not None
     return made
 
@@ -90,8 +90,8 @@ def _within(seconds: float, check: Callable[[], bool], what: str) -> float:
 def test_queued_jobs_are_counted_per_tenant(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:  # rolled back: no scheduler ever sees these rows
         limited, free = unique("counted"), unique("uncounted")
-        tenant_rows.create(session, limited, limits=TenantLimits(max_queued_jobs=3))
-        tenant_rows.create(session, free)
+        accounts.create(session, limited, limits=TenantLimits(max_queued_jobs=3))
+        accounts.create(session, free)
         statuses = {limited: ["queued", "queued", "running", "succeeded"], free: ["queued"] * 5}
         for tenant, states in statuses.items():
             for status in states:
@@ -99,17 +99,17 @@ def test_queued_jobs_are_counted_per_tenant(sessions: sessionmaker[Session]) -> 
                                 tenant_id=tenant))  # fmt: skip
         session.flush()
 
-        assert {t: n for t, n in tenant_rows.queued_counts(session).items()
+        assert {t: n for t, n in accounts.queued_counts(session).items()
                 if t in statuses} == {limited: 2, free: 5}  # fmt: skip
-        assert tenant_rows.queued_up_to(session, limited, cap=1) == 1
-        assert tenant_rows.queued_up_to(session, free, cap=100) == 5
-        assert tenant_rows.queue_room_by_tenant(session, {limited, free, "nobody"}) == {limited: 1}
+        assert accounts.queued_up_to(session, limited, cap=1) == 1
+        assert accounts.queued_up_to(session, free, cap=100) == 5
+        assert accounts.queue_room_by_tenant(session, {limited, free, "nobody"}) == {limited: 1}
         # What `infq submit` calls before it sends a file
-        tenant_rows.check_room(session, limited, jobs=1)
-        tenant_rows.check_room(session, free, jobs=10_000)
-        tenant_rows.check_room(session, "never-created", jobs=10_000)
+        accounts.check_room(session, limited, jobs=1)
+        accounts.check_room(session, free, jobs=10_000)
+        accounts.check_room(session, "never-created", jobs=10_000)
         with pytest.raises(OverLimit) as refused:
-            tenant_rows.check_room(session, limited, jobs=2)
+            accounts.check_room(session, limited, jobs=2)
         assert refused.value.code == "queue_full"
         assert str(refused.value).startswith(f"tenant {limited!r} has 2 jobs queued and may have 3")
         session.rollback()
@@ -157,7 +157,7 @@ def test_tenant_commands_issue_show_and_limit(
     rotated = _field(_ok(_infq(stack_env, "tenants", "rotate-key", name)), "api key")
     assert len({first_key, issued, rotated}) == 3
     with sessions() as session:
-        assert [tenant_rows.for_key(session, k) for k in (first_key, issued, rotated)] == [
+        assert [accounts.for_key(session, k) for k in (first_key, issued, rotated)] == [
             None, None, name]  # fmt: skip
 
     assert _infq(stack_env, "tenants", "create", name).returncode == 1

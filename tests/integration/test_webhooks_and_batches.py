@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from infq.db import webhooks as webhook_rows
 from infq.db.models import WebhookDelivery
 from infq.stack.processes import free_port
-from infq.tenants import Credentials
+from infq.tenants.accounts import Credentials
 from schemas.batches import BatchCompletedEvent
 from schemas.events import CompletionEvent
 from tests.integration.harness import Receiver, wait_for

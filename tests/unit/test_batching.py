@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from infq.bus.messages import chunked
 from infq.errors import PermanentFailure
-from infq.work import chunked
 from workers.batching import params_key, plan_batches, run_bisecting
 
 # (id, group, length): ids are unique so "appears exactly once" is checkable.

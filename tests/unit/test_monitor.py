@@ -7,7 +7,7 @@ from typing import Any
 
 from celery.events.event import Event
 
-from infq.work import WorkItem
+from infq.bus.messages import WorkItem
 from workers.monitor import FlushEvents
 from workers.pipeline import FlushReport
 

@@ -11,16 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from infq.catalogue.chat import ChatTemplates, TemplateError, render, special_tokens
-from infq.catalogue.entries import Entry
-from infq.errors import RejectedRecord
-from infq.openai_api import lines
-from infq.openai_api.generation import (
+from infq.api.openai import lines
+from infq.api.openai.generation import (
     chat_body,
     completion_body,
     parse_generate_line,
     usage,
 )
+from infq.catalogue.chat import ChatTemplates, TemplateError, render, special_tokens
+from infq.catalogue.entries import Entry
+from infq.errors import RejectedRecord
 
 TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{{ eos_token }}\n"

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from infq.api.openai import lines
+from infq.api.openai.convert import derived_file_id
+from infq.api.openai.errors import error_body, render
+from infq.api.openai.objects import LineCounts, batch_object, file_object, page
 from infq.db.models import Batch, OpenAIBatch, OpenAIFile
-from infq.openai_api import lines
-from infq.openai_api.convert import derived_file_id
-from infq.openai_api.errors import error_body, render
-from infq.openai_api.objects import LineCounts, batch_object, file_object, page
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 

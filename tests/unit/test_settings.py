@@ -130,10 +130,6 @@ def test_production_with_service_urls_is_accepted(
     assert settings.database == "postgresql+psycopg://db/infq"
 
 
-def test_model_queue_is_named_after_the_model(stack_dir: Path) -> None:
-    assert Settings().model_queue("echo") == "infq.model.echo"
-
-
 def test_production_ignores_a_local_stack_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,7 +180,7 @@ def test_unknown_env_variables_without_a_close_name_point_at_the_table(
     message = str(caught.value)
     assert message.startswith("unknown settings INFQ_BANANA, infq_max_wait_m; did you mean")
     assert "INFQ_MAX_WAIT_MS?" in message
-    assert "Configuration table" in message
+    assert "docs/configuration.md" in message
 
 
 def test_every_setting_and_the_external_variables_are_accepted(

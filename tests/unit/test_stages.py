@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+from infq.bus.messages import WorkItem
 from infq.errors import PermanentFailure
-from infq.work import WorkItem
 from workers import stages
 from workers.context import WorkerContext
 

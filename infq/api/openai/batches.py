@@ -6,7 +6,7 @@ Creating reads the input file line by line from the store and checks every line 
 the dispatcher would (:func:`infq.api.jobs.validate_job`): one bad line or more fails
 the batch with one error per bad line, and nothing is queued; otherwise every embeddings
 input string, and every chat or completions request (a ``generate`` job,
-:mod:`infq.openai_api.generation`), becomes one job (``custom_id`` and ``batch_index``
+:mod:`infq.api.openai.generation`), becomes one job (``custom_id`` and ``batch_index``
 set; ``metadata.openai`` says which request line it belongs to) and infq's own path publishes them.
 """
 
@@ -26,18 +26,18 @@ from starlette.concurrency import run_in_threadpool
 from infq import cancelling
 from infq.api.context import ApiContext, Context, TenantId
 from infq.api.jobs import check_callback, publish, validate_job
+from infq.api.openai import lines
+from infq.api.openai.convert import Converter
+from infq.api.openai.errors import OpenAIError, not_found
+from infq.api.openai.files import READ_CHUNK_BYTES, own_file
+from infq.api.openai.generation import GenerateRequest, parse_generate_line
+from infq.api.openai.objects import LineCounts, batch_object, new_batch_id, page
 from infq.batches.options import BatchOptions
 from infq.catalogue.checks import pick_revision
 from infq.db import batches as batch_rows
 from infq.db import openai_objects
 from infq.db.models import OpenAIBatch, OpenAIFile
 from infq.errors import RejectedRecord
-from infq.openai_api import lines
-from infq.openai_api.convert import Converter
-from infq.openai_api.errors import OpenAIError, not_found
-from infq.openai_api.files import READ_CHUNK_BYTES, own_file
-from infq.openai_api.generation import GenerateRequest, parse_generate_line
-from infq.openai_api.objects import LineCounts, batch_object, new_batch_id, page
 from schemas.jobs import JobRequest, TextInput
 
 log = logging.getLogger("infq.api")

@@ -36,7 +36,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     return KafkaProducer(**config)
 
 
-log = logging.getLogger("infq.bus")
+log = logging.getLogger("infq.bus.kafka")
 
 RECONNECT_BACKOFF_MAX_MS = 2000
 

@@ -15,11 +15,11 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from infq.api.context import ApiContext, Context, TenantId
+from infq.api.openai.convert import file_key
+from infq.api.openai.errors import OpenAIError, not_found
+from infq.api.openai.objects import file_object, new_file_id, page
 from infq.db import openai_objects
 from infq.db.models import OpenAIFile
-from infq.openai_api.convert import file_key
-from infq.openai_api.errors import OpenAIError, not_found
-from infq.openai_api.objects import file_object, new_file_id, page
 
 router = APIRouter(prefix="/files", tags=["openai files"])
 # Multipart framing around the file: a declared length this far over the limit is

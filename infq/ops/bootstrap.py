@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infq import tenants
-from infq.bus import ensure_topics
+from infq.bus.kafka import ensure_topics
 from infq.db.cache import purge_all
 from infq.db.migrate import upgrade_to_head
 from infq.db.session import one_shot_sessions
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
+from infq.tenants import accounts
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ def initialise(settings: Settings) -> InitReport:
     """Migrate Postgres, ensure the default tenant, create Kafka topics and the bucket."""
     upgrade_to_head(settings.database)
     with one_shot_sessions(settings.database) as sessions, sessions.begin() as session:
-        tenants.ensure_default(session, limits=tenants.default_limits(settings))
+        accounts.ensure_default(session, limits=accounts.default_limits(settings))
     created = ensure_topics(settings)
     store = S3ResultStore.from_settings(settings)
     store.ensure_ready()

@@ -1,4 +1,4 @@
-"""The token bucket behind per-tenant submission rates (:mod:`infq.ratelimit`), with a
+"""The token bucket behind per-tenant submission rates (:mod:`infq.tenants.ratelimit`), with a
 clock driven by hand."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infq.ratelimit import RateLimiter, TokenBucket
+from infq.tenants.ratelimit import RateLimiter, TokenBucket
 
 
 class Clock:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from kafka.errors import UnknownProducerIdError
 
-from infq.bus import Message, Publisher
+from infq.bus.kafka import Message, Publisher
 from infq.errors import PublishFailed
 
 

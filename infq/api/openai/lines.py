@@ -1,6 +1,6 @@
 """The batch file format of the OpenAI Batch API: request lines in, output and error
 lines out, and the ``/v1/embeddings`` requests and responses (chat and text
-completions are :mod:`infq.openai_api.generation`). Pure: no database, store or
+completions are :mod:`infq.api.openai.generation`). Pure: no database, store or
 framework.
 
 A request line is ``{"custom_id", "method": "POST", "url": "/v1/embeddings", "body":

@@ -19,10 +19,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from infq.db.models import Job, Tenant
-from infq.dispatch.triage import DEFAULT_TENANT
 from infq.errors import Conflict, NotFound
 from infq.settings import Settings
-from infq.tenant_policy import UNLIMITED, TenantLimits, check_queue_room, check_tenant_name
+from infq.tenants.policy import (
+    DEFAULT_TENANT,
+    UNLIMITED,
+    TenantLimits,
+    check_queue_room,
+    check_tenant_name,
+)
 
 KEY_PREFIX = "iq_"
 # How long an API process trusts a key it looked up without asking Postgres again: a
@@ -53,7 +58,7 @@ def create(
     session: Session, tenant_id: str, *, limits: TenantLimits = UNLIMITED
 ) -> Credentials | None:
     """A tenant with fresh credentials; None when the id is taken. :class:`InvalidInput`
-    for a name that is not plain (see :mod:`infq.tenant_policy`)."""
+    for a name that is not plain (see :mod:`infq.tenants.policy`)."""
     check_tenant_name(tenant_id)
     api_key = new_key()
     secret = secrets.token_urlsafe(32)

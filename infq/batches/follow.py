@@ -1,4 +1,5 @@
-"""Following a batch until every job is final (demo, precompute, submit --wait)."""
+"""Following a batch until every job is final, on a progress bar the caller owns (the
+demo, `infq precompute`, `infq submit --wait`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Tenant names and the max-queued rule (:mod:`infq.tenant_policy`), and the dispatcher's
-use of it on a round of records (:mod:`infq.dispatch.quotas`)."""
+"""Tenant names and the max-queued rule (:mod:`infq.tenants.policy`), and the dispatcher's
+use of it on a round of records (:mod:`infq.tenants.max_queued`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from infq.catalogue.catalogue import Catalogue, builtin_entries
-from infq.dispatch.quotas import QUEUE_FULL, enforce_max_queued
+from infq.dispatch.refusals import enforce_max_queued
 from infq.dispatch.triage import Accepted, Limits, Record, triage_one
 from infq.errors import InvalidInput, OverLimit
-from infq.tenant_policy import (
+from infq.tenants.max_queued import QUEUE_FULL
+from infq.tenants.policy import (
     QUEUE_FULL_RETRY_AFTER_S,
     TENANT_NAME_PATTERN,
     TenantLimits,

@@ -1,6 +1,7 @@
 """The Celery message between scheduler and worker: a chunk of jobs, as plain JSON.
 
-Torch-free and below both sides. One message carries up to ``dispatch_chunk_size``
+Torch-free and below both sides; the task it runs as is
+:data:`infq.bus.celery.RUN_JOBS_TASK`. One message carries up to ``dispatch_chunk_size``
 jobs of one lane (model revision), so the broker sees one round trip per chunk.
 """
 
@@ -9,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-TASK_NAME = "infq.run_jobs"
 
 T = TypeVar("T")
 

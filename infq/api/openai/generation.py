@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from infq.openai_api.lines import CHAT, BadLine, LineError, envelope
+from infq.api.openai.lines import CHAT, BadLine, LineError, envelope
 
 # Parameters both endpoints take; ``user`` is accepted and ignored, as a label.
 SAMPLING = {"model", "max_tokens", "temperature", "top_p", "seed", "stop", "n", "user"}

@@ -1,4 +1,4 @@
-"""The Celery message between scheduler and worker (:mod:`infq.work`)."""
+"""The Celery message between scheduler and worker (:mod:`infq.bus.messages`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infq.work import WorkItem, celery_priority
+from infq.bus.messages import WorkItem, celery_priority
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=10)
 work_items = st.builds(

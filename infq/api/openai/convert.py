@@ -20,13 +20,13 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from infq.api.openai import generation, lines
 from infq.batches.files import ObjectCache, line_of
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.intake import InputLimits
 from infq.db import openai_objects
 from infq.db.models import Job, OpenAIBatch
 from infq.errors import InfqError
-from infq.openai_api import generation, lines
 from infq.results.store import ResultStore
 
 

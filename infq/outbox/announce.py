@@ -25,23 +25,20 @@ from celery import Celery
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.bus import Message, Publisher
-from infq.completion import event_for
+from infq.bus.celery import CONTROL_QUEUE, DELIVER_TASK, FINALIZE_TASK, WEBHOOK_QUEUE
+from infq.bus.kafka import Message, Publisher
 from infq.db import batches as batch_rows
 from infq.db import jobs as job_rows
 from infq.db import webhooks as webhook_rows
 from infq.db.final import FinalJob
 from infq.errors import InfqError
 from infq.metrics import families
+from infq.outbox.events import event_for
 from infq.settings import Settings
 
-DELIVER_TASK = "infq.deliver_webhook"
-FINALIZE_TASK = "infq.finalize_batch"
-WEBHOOK_QUEUE = "infq.webhooks"
-CONTROL_QUEUE = "infq.control"
 MARK_RETRY_DELAYS_S = (0.0, 0.5, 1.0, 2.0, 4.0)
 
-log = logging.getLogger("infq.notify")
+log = logging.getLogger("infq.outbox.announce")
 
 
 class Announcer:

@@ -1,7 +1,7 @@
 """Per-tenant limits at the REST API, checked before anything is sent to Kafka.
 
 Max queued jobs is counted in Postgres for every submission (bounded by the limit, see
-:func:`infq.tenants.queued_up_to`); the rate is a token bucket held by this process, so
+:func:`infq.tenants.accounts.queued_up_to`); the rate is a token bucket held by this process, so
 N API processes admit up to N times a tenant's rate. Limits are re-read from Postgres
 every :data:`LIMITS_TTL_S` seconds: ``infq tenants limits`` takes effect within that.
 Jobs already on Kafka but not yet recorded are not counted here; the dispatcher refuses
@@ -16,10 +16,10 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq import tenants as tenant_rows
 from infq.errors import OverLimit
-from infq.ratelimit import RateLimiter
-from infq.tenant_policy import TenantLimits, check_queue_room
+from infq.tenants import accounts
+from infq.tenants.policy import TenantLimits, check_queue_room
+from infq.tenants.ratelimit import RateLimiter
 
 LIMITS_TTL_S = 5.0
 
@@ -47,7 +47,7 @@ class Quotas:
         cap = limits.max_queued_jobs
         if cap is not None:
             with self.sessions() as session:
-                queued = tenant_rows.queued_up_to(session, tenant, cap=cap)
+                queued = accounts.queued_up_to(session, tenant, cap=cap)
             check_queue_room(tenant, queued=queued, jobs=jobs, max_queued_jobs=cap)
         rate = limits.rate_per_s
         wait_s = self.rates.take(tenant, jobs, rate_per_s=rate)
@@ -68,7 +68,7 @@ class Quotas:
         if known is not None and now_s - known[1] < LIMITS_TTL_S:
             return known[0]
         with self.sessions() as session:
-            limits = tenant_rows.load_limits(session, tenant)
+            limits = accounts.load_limits(session, tenant)
         with self._lock:
             self._limits[tenant] = (limits, now_s)
         return limits

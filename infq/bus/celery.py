@@ -1,4 +1,9 @@
-"""The Celery application, built from settings by an entry point (never at import)."""
+"""The Celery application and every Celery name: queues and tasks, in one place.
+
+The senders (scheduler, outbox, REST API, CLI) and the consumers (``workers/``) both
+build their app here, from settings, in an entry point (never at import), so nothing
+outside ``workers/`` needs the worker package to send it work.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,19 @@ from kombu.entity import Queue
 
 if TYPE_CHECKING:
     from infq.settings import Settings
+
+# The task a chunk of model jobs runs as (its message: :mod:`infq.bus.messages`).
+RUN_JOBS_TASK = "infq.run_jobs"
+# The notifier's tasks, on their own queues so model workers never hold them.
+DELIVER_TASK = "infq.deliver_webhook"
+FINALIZE_TASK = "infq.finalize_batch"
+WEBHOOK_QUEUE = "infq.webhooks"
+CONTROL_QUEUE = "infq.control"
+
+
+def model_queue(lane: str) -> str:
+    """The Celery queue that carries jobs for one lane (``model@revision``)."""
+    return f"infq.model.{lane}"
 
 
 def create_app(settings: Settings, *, models: list[str] | None = None) -> Celery:
@@ -34,7 +52,7 @@ def create_app(settings: Settings, *, models: list[str] | None = None) -> Celery
             "sep": ":",
             "queue_order_strategy": "priority",
         },
-        task_queues=[Queue(settings.model_queue(m)) for m in names],  # type: ignore[no-untyped-call]
+        task_queues=[Queue(model_queue(m)) for m in names],  # type: ignore[no-untyped-call]
         worker_send_task_events=True,
         task_send_sent_event=False,
         worker_hijack_root_logger=False,

@@ -3,8 +3,9 @@ runs embeddings, chat and text completions batches against infq unchanged
 (``OpenAI(base_url=.../openai/v1, api_key=<infq API key>)``).
 
 A thin adapter over infq's own batches (one batch model, two surfaces): files in the
-result store, batches that are infq batches, errors in OpenAI's shape. The package is
-not called ``openai``, which would shadow the SDK.
+result store, batches that are infq batches, errors in OpenAI's shape. It sits under
+the API and imports only downward (the API's context and job intake, infq's batches);
+the app mounts it. Imports are absolute, so ``infq.api.openai`` never shadows the SDK.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from infq.api.context import Context, TenantId
+from infq.api.openai import batches, files
+from infq.api.openai.errors import OpenAIError, error_body, error_responses, not_found
+from infq.api.openai.objects import model_object, page
 from infq.errors import UnknownModel
-from infq.openai_api import batches, files
-from infq.openai_api.errors import OpenAIError, error_body, error_responses, not_found
-from infq.openai_api.objects import model_object, page
 
 PREFIX = "/openai/v1"
 

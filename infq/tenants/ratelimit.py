@@ -2,7 +2,7 @@
 
 Pure: the clock is a parameter (seconds from a monotonic clock), nothing is read from
 the system, so tests drive time by hand. The API keeps one :class:`RateLimiter` per
-process (see :mod:`infq.api.quotas`).
+process (see :mod:`infq.tenants.quotas`).
 
 A request may cost more than the bucket holds (a batch upload of 1,000 jobs under a
 rate of 10 jobs/s). Refusing it forever would be useless, so a full bucket admits any

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from infq.errors import InvalidInput, OverLimit
 
+# Whose a job is when its producer names no tenant (and the tenant `infq init` creates).
+DEFAULT_TENANT = "default"
 MAX_TENANT_NAME_LENGTH = 64
 # The pattern as JSON Schema and pydantic write it; Python matches it with fullmatch
 # (``$`` alone would let a trailing newline through).
