@@ -24,8 +24,8 @@ piling up claimed work; announce likewise holds at most one flush waiting.
 
 The **heartbeat** thread upserts the process row (the scheduler sizes windows from
 live rows) and renews the lease of every job the process holds, queued or in any
-stage, in one statement. A killed process stops renewing; its jobs come back in one
-lease.
+stage, in one statement (:mod:`workers.heartbeat`). A killed process stops renewing;
+its jobs come back in one lease.
 
 Stopping (SIGTERM → Celery's warm shutdown → ``worker_process_shutdown``) releases
 the queued jobs at once, lets the flushes already claimed run through, and removes
@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
-import socket
 import threading
 import time
 import uuid
@@ -47,10 +45,11 @@ from dataclasses import dataclass
 
 from infq.bus.messages import WorkItem
 from infq.catalogue.catalogue import Lane
-from infq.db import scheduling
+from infq.db import processes, scheduling
 from infq.settings import Settings
 from workers import stages
 from workers.context import WorkerContext
+from workers.heartbeat import Holdings, beat, new_process_id
 from workers.monitor import FlushEvents, observe
 from workers.pipeline import Flush, FlushReport, announce, claim, complete
 from workers.queue import BatchPolicy, BatchQueue
@@ -69,11 +68,6 @@ def lane_policy(lane: Lane, settings: Settings) -> BatchPolicy:
         max_wait_s=(b.max_wait_ms or settings.max_wait_ms) / 1000,
         max_batch_tokens=b.max_batch_tokens,
     )
-
-
-def new_process_id() -> str:
-    """Unique per process start: ``host:pid:random``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass
@@ -121,15 +115,20 @@ class Engine:
         )
         # Tokens measured on arrival, by job id, until the job's batch is cut.
         self._lengths: dict[str, int] = {}
-        self._held: dict[int, list[WorkItem]] = {}  # per flush in a stage, for leases
         self._lock = threading.Lock()
-        # Reported by the heartbeat: their ratio is this worker's rate while busy
-        # (wall time with any flush in a stage, so overlapped stages count once).
-        self.jobs_done = 0
-        self.busy_s = 0.0
-        self._busy_since: float | None = None
+        self.holdings = Holdings()  # per flush in a stage, for leases and the busy rate
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    @property
+    def jobs_done(self) -> int:
+        """Jobs this process finished (its heartbeat reports them)."""
+        return self.holdings.jobs_done
+
+    @property
+    def busy_s(self) -> float:
+        """Seconds with a flush in some stage (closed busy periods)."""
+        return self.holdings.busy_s
 
     @property
     def models(self) -> list[str]:
@@ -179,7 +178,7 @@ class Engine:
             thread.join(timeout=STOP_TIMEOUT_S)
         try:
             with self.ctx.sessions.begin() as session:
-                scheduling.deregister(session, self.process_id)
+                processes.deregister(session, self.process_id)
         except Exception:
             log.exception("could not deregister; the row expires with its heartbeat")
         if self._events is not None:
@@ -206,20 +205,6 @@ class Engine:
         except Exception:
             log.exception("could not release %d jobs; their leases bring them back", len(items))
 
-    def _hold(self, key: int, items: list[WorkItem]) -> None:
-        with self._lock:
-            if not self._held and self._busy_since is None:
-                self._busy_since = time.monotonic()
-            self._held[key] = items
-
-    def _drop(self, key: int, *, done: int = 0) -> None:
-        with self._lock:
-            self._held.pop(key, None)
-            self.jobs_done += done
-            if not self._held and self._busy_since is not None:
-                self.busy_s += time.monotonic() - self._busy_since
-                self._busy_since = None
-
     def _prepare_loop(self) -> None:
         """Cut, claim and tokenize one batch ahead of the forward pass."""
         try:
@@ -244,7 +229,7 @@ class Engine:
 
     def _begin(self, batch: list[WorkItem]) -> _InFlight | None:
         key = id(batch)
-        self._hold(key, batch)
+        self.holdings.hold(key, batch)
         lengths = self._forget(batch)
         task_id = self._events.started(batch) if self._events else None
         started = time.monotonic()
@@ -305,7 +290,7 @@ class Engine:
             self._done(flight.key, report, flight.task_id, flight.started)
 
     def _done(self, key: int, report: FlushReport, task_id: str | None, started: float) -> None:
-        self._drop(key, done=report.claimed)
+        self.holdings.drop(key, done=report.claimed)
         try:
             observe(report)
             if self._events and task_id:
@@ -319,7 +304,7 @@ class Engine:
     ) -> None:
         # Claimed jobs stay running until their lease expires, then run again.
         log.exception("flush failed jobs=%d", len(items), exc_info=error)
-        self._drop(key)
+        self.holdings.drop(key)
         if self._events and task_id:
             self._events.crashed(task_id, error)
 
@@ -331,24 +316,10 @@ class Engine:
                 log.exception("heartbeat failed; retrying")
 
     def _beat(self) -> None:
-        with self._lock:
-            in_stages = [i for items in self._held.values() for i in items]
-            # The busy period under way counts too: a worker that never runs dry (a
-            # flush always in some stage) would otherwise report no busy time, and the
-            # autoscaler, seeing no rate, assumed the default one and scaled out.
-            since = self._busy_since
-            busy_s = self.busy_s + (time.monotonic() - since if since is not None else 0.0)
-            jobs_done = self.jobs_done
-        held = [uuid.UUID(i.job_id) for i in [*self.queue.snapshot(), *in_stages]]
-        with self.ctx.sessions.begin() as session:
-            scheduling.heartbeat(
-                session,
-                process_id=self.process_id,
-                hostname=socket.gethostname(),
-                pid=os.getpid(),
-                models=self.models,
-                held=held,
-                lease_s=self.ctx.settings.lease_s,
-                jobs_done=jobs_done,
-                busy_s=busy_s,
-            )
+        beat(
+            self.ctx,
+            process_id=self.process_id,
+            models=self.models,
+            holdings=self.holdings,
+            queued=self.queue.snapshot(),
+        )

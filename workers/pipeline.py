@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from infq.bus.messages import WorkItem
-from infq.cache.key import CacheScope, cache_key
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db import ledger, scheduling
@@ -27,6 +26,7 @@ from infq.results.layout import batch_key, build_body, inline_value
 from schemas.status import JobStatus
 from workers import stages
 from workers.batching import Outcome
+from workers.cache_fill import cache_entries
 from workers.context import WorkerContext
 
 log = logging.getLogger("infq.worker")
@@ -177,7 +177,7 @@ def complete(
             unused = wrote and not done and not job_rows.pointing_at(session, claimed, uri)
             if wrote and not unused:
                 ledger.recorded(session, uri)
-            cache_rows.store(session, _cache_entries(ctx, runnable, finishes, done))
+            cache_rows.store(session, cache_entries(ctx, runnable, finishes, done))
             followers = cache_rows.complete_followers(session, done)
             return load_final(session, done | followers), unused
 
@@ -276,45 +276,3 @@ def _drop_object(ctx: WorkerContext, uri: str) -> None:
             ledger.recorded(session, uri)
     except Exception:
         log.exception("could not drop an unused result object; the sweeper will")
-
-
-def _cache_entries(
-    ctx: WorkerContext, items: list[WorkItem], finishes: list[Finish], done: set[uuid.UUID]
-) -> list[dict[str, Any]]:
-    """Index rows for results this flush computed and may share.
-
-    The key is computed with the revision (and precision) of the lane that produced the
-    result: a result is never filed under another revision.
-    """
-    by_id = {uuid.UUID(i.job_id): i for i in items}
-    scope_tenant = ctx.settings.cache_scope is CacheScope.TENANT
-    entries = []
-    for f in finishes:
-        item = by_id[f.job_id]
-        lane = ctx.lanes.get(ctx.lane_of(item) or "")
-        if f.job_id not in done or f.status is not JobStatus.SUCCEEDED or not item.cache:
-            continue
-        if lane is None:
-            continue
-        key = cache_key(
-            model=item.model,
-            revision=lane.revision.computed_by,
-            task=item.task,
-            params=item.params,
-            text=item.text,
-            tenant=item.tenant if scope_tenant else None,
-        )
-        entries.append(
-            {
-                "cache_key": key,
-                "model": item.model,
-                "model_revision": lane.revision.computed_by,
-                "task": item.task,
-                "result_inline": f.result_inline,
-                "result_uri": f.result_uri,
-                "result_offset": f.result_offset,
-                "result_length": f.result_length,
-                "source_job_id": f.job_id,
-            }
-        )
-    return entries

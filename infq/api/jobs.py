@@ -20,6 +20,7 @@ from infq.catalogue.checks import admit
 from infq.db import jobs as job_rows
 from infq.db import listing
 from infq.db.models import Job
+from infq.db.result_ref import object_range
 from infq.errors import Conflict, PublishFailed, RejectedRecord
 from infq.pagination import Cursor
 from infq.tenants.policy import DEFAULT_TENANT
@@ -200,13 +201,14 @@ def get_result(ctx: Context, tenant: TenantId, job_id: uuid.UUID) -> ResultView:
     job = own_job(ctx, tenant, job_id)
     if job.status != "succeeded":
         raise HTTPException(409, f"job {job_id} is {job.status}; it has no result")
-    if job.result_uri and job.result_offset is not None and job.result_length:
+    ref = object_range(job)
+    if ref is not None:
         expires_s = ctx.settings.result_url_expires_s
-        end = job.result_offset + job.result_length - 1
+        end = ref.offset + ref.length - 1
         return ResultView(
             job_id=job_id,
-            url=ctx.store.presign(job.result_uri, expires_s=expires_s),
-            range=f"bytes={job.result_offset}-{end}",
+            url=ctx.store.presign(ref.uri, expires_s=expires_s),
+            range=f"bytes={ref.offset}-{end}",
             expires_in_s=expires_s,
         )
     return ResultView(job_id=job_id, result=job.result_inline)

@@ -15,15 +15,15 @@ from __future__ import annotations
 import tempfile
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.db.batches import BatchKey
 from infq.db.models import Job
-from infq.results.layout import parse_line
+from infq.db.result_ref import object_range
+from infq.results.layout import parse_line, write_line
 from infq.results.store import ResultStore
 
 CACHE_MAX_BYTES = 64 * 1024 * 1024
@@ -76,9 +76,10 @@ def line_of(job: Job, objects: ObjectCache) -> tuple[bool, dict[str, Any]]:
     }
     if job.status == "succeeded":
         result = job.result_inline
-        if job.result_uri and job.result_offset is not None and job.result_length:
-            body = objects.get(job.result_uri)
-            result = parse_line(body[job.result_offset : job.result_offset + job.result_length])
+        ref = object_range(job)
+        if ref is not None:
+            body = objects.get(ref.uri)
+            result = parse_line(body[ref.offset : ref.offset + ref.length])
         line["result"] = result
         return True, line
     line["error"] = {"code": job.error_code, "message": job.error_message}
@@ -101,15 +102,10 @@ def write_files(sessions: sessionmaker[Session], store: ResultStore, key: BatchK
     ):
         for job in session.scalars(stmt):
             ok, line = line_of(job, objects)
-            _write_line(output if ok else errors, line)
+            write_line(output if ok else errors, line)
         output.seek(0)
         errors.seek(0)
         return BatchFiles(
             output_uri=store.put_file(file_key(key, "output"), output),
             error_uri=store.put_file(file_key(key, "errors"), errors),
         )
-
-
-def _write_line(file: BinaryIO, line: dict[str, Any]) -> None:
-    file.write(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY))
-    file.write(b"\n")

@@ -17,8 +17,8 @@ from rich.table import Table
 from infq.catalogue.catalogue import Catalogue, check_params, for_settings, lane_name
 from infq.catalogue.entries import DType, Entry
 from infq.catalogue.routing import BadRoute, check_route, parse_route
+from infq.db import processes
 from infq.db import routes as route_rows
-from infq.db import scheduling
 from infq.db.session import one_shot_sessions
 from infq.errors import InvalidInput
 from infq.settings import Settings
@@ -46,7 +46,7 @@ def list_models(
     catalogue = for_settings(settings)
     with one_shot_sessions(settings.database) as sessions, sessions() as session:
         stored = route_rows.current(session)
-        slots = scheduling.live_slots(session, stale_after_s=settings.lease_s)
+        slots = processes.live_slots(session, stale_after_s=settings.lease_s)
         counts = {e.name: route_rows.revision_counts(session, e.name) for e in catalogue.entries}
     out: list[dict[str, Any]] = []
     for e in catalogue.entries:

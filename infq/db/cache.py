@@ -11,8 +11,8 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from infq.db.bulk import insert_rows
-from infq.db.final import StoredResult
 from infq.db.models import CachedResult, Job
+from infq.db.result_ref import RESULT_COLUMNS, StoredResult, set_from
 from schemas.status import JobStatus
 
 _OPEN = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
@@ -72,10 +72,7 @@ def lookup(session: Session, keys: Iterable[str], *, max_age: timedelta) -> dict
         .returning(
             c.cache_key,
             c.model_revision,
-            c.result_inline,
-            c.result_uri,
-            c.result_offset,
-            c.result_length,
+            *(c[name] for name in RESULT_COLUMNS),
         )
         .execution_options(synchronize_session=False)
     )
@@ -87,10 +84,7 @@ REFRESHED = (
     "model",
     "model_revision",
     "task",
-    "result_inline",
-    "result_uri",
-    "result_offset",
-    "result_length",
+    *RESULT_COLUMNS,
     "source_job_id",
 )
 
@@ -112,17 +106,14 @@ def store(session: Session, entries: Sequence[dict[str, Any]]) -> None:
 
 
 _FOLLOWERS_SQL = text(
-    """
+    f"""
     UPDATE jobs AS f SET
         status = l.status,
         finished_at = now(),
         model_revision = l.model_revision,
         batch_size = l.batch_size,
         worker_batch_id = l.worker_batch_id,
-        result_inline = l.result_inline,
-        result_uri = l.result_uri,
-        result_offset = l.result_offset,
-        result_length = l.result_length,
+        {set_from("l")},
         error_code = l.error_code,
         error_message = l.error_message
     FROM jobs AS l

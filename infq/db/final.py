@@ -15,24 +15,13 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from infq.db.arrays import among_uuids
 from infq.db.models import Job
-
-
-class StoredResult(Protocol):
-    """Where a result is: inline, or a byte range of an object (a job or a cache entry)."""
-
-    @property
-    def result_inline(self) -> Any | None: ...
-    @property
-    def result_uri(self) -> str | None: ...
-    @property
-    def result_offset(self) -> int | None: ...
-    @property
-    def result_length(self) -> int | None: ...
+from infq.db.result_ref import RESULT_COLUMNS, StoredResult
+from schemas.status import FINAL_STATUSES
 
 
 class FinalJob(StoredResult, Protocol):
@@ -85,10 +74,7 @@ _COLUMNS = (
     Job.model,
     Job.task,
     Job.model_revision,
-    Job.result_inline,
-    Job.result_uri,
-    Job.result_offset,
-    Job.result_length,
+    *(getattr(Job, name) for name in RESULT_COLUMNS),
     Job.error_code,
     Job.error_message,
     Job.batch_size,
@@ -109,3 +95,21 @@ def load_final(session: Session, job_ids: Iterable[uuid.UUID]) -> list[FinalJob]
         return []
     rows = session.execute(select(*_COLUMNS).where(among_uuids(Job.job_id, ids))).all()
     return cast(list[FinalJob], rows)
+
+
+# Literal (not a bound array) so the planner matches ix_jobs_unnotified's predicate.
+_FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
+
+
+def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> list[FinalJob]:
+    """The outbox: final jobs whose completion event no broker has confirmed."""
+    stmt = text(
+        "SELECT job_id FROM jobs WHERE notified_at IS NULL "
+        f"AND status IN ({_FINAL_SQL}) "
+        "AND finished_at < now() - make_interval(secs => :older) "
+        "ORDER BY finished_at LIMIT :limit"
+    )
+    ids = [r[0] for r in session.execute(stmt, {"older": older_than_s, "limit": limit})]
+    if not ids:
+        return []
+    return load_final(session, ids)

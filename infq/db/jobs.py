@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from infq.db.arrays import among_uuids
 from infq.db.bulk import insert_rows
 from infq.db.models import Job
+from infq.db.result_ref import recordset_columns, result_values, set_from
 from schemas.status import JobStatus
 
 
@@ -71,24 +72,21 @@ class Finish:
 
 
 _FINISH_SQL = text(
-    """
+    f"""
     UPDATE jobs SET
         status = f.status,
         finished_at = now(),
         batch_size = f.batch_size,
         worker_batch_id = f.worker_batch_id,
         model_revision = f.model_revision,
-        result_inline = f.result_inline,
-        result_uri = f.result_uri,
-        result_offset = f.result_offset,
-        result_length = f.result_length,
+        {set_from("f")},
         error_code = f.error_code,
         error_message = f.error_message,
         lease_owner = NULL,
         lease_expires_at = NULL
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS f(
         job_id uuid, status text, batch_size int, worker_batch_id uuid, model_revision text,
-        result_inline jsonb, result_uri text, result_offset bigint, result_length int,
+        {recordset_columns()},
         error_code text, error_message text)
     WHERE jobs.job_id = f.job_id AND jobs.status = 'running' AND jobs.lease_owner = :owner
     RETURNING jobs.job_id
@@ -112,10 +110,7 @@ def finish(session: Session, finishes: Sequence[Finish], *, owner: str) -> set[u
             "batch_size": f.batch_size,
             "worker_batch_id": str(f.worker_batch_id),
             "model_revision": f.model_revision,
-            "result_inline": f.result_inline,
-            "result_uri": f.result_uri,
-            "result_offset": f.result_offset,
-            "result_length": f.result_length,
+            **result_values(f),
             "error_code": f.error_code,
             "error_message": f.error_message,
         }

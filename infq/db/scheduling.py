@@ -1,4 +1,4 @@
-"""Data access for the queue of record: hand-out, leases, worker processes, expiry.
+"""Data access for the queue of record: hand-out, leases, claims, expiry.
 
 A job's life in Postgres (``status`` stays the public one, the lease says who has it):
 
@@ -9,22 +9,20 @@ A job's life in Postgres (``status`` stays the public one, the lease says who ha
 * final — lease cleared.
 
 An expired lease sends the job back to ready (a running one counts as a lost attempt).
-Functions take a session and never commit; every statement covers many jobs.
+The worker processes that hold leases, and renew them by heartbeat, are
+:mod:`infq.db.processes`. Functions take a session and never commit; every statement
+covers many jobs.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
-
-from infq.db.arrays import uuid_literal
-from infq.db.final import FinalJob, load_final
-from schemas.status import FINAL_STATUSES
 
 # A lease owner fences its own work: only the owner may finish or renew a job.
 _CLAIMABLE = (
@@ -148,20 +146,6 @@ def release(session: Session, job_ids: Iterable[uuid.UUID], *, owner: str | None
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def live_slots(session: Session, *, stale_after_s: float) -> dict[str, int]:
-    """Worker slots per lane (``model@revision``) whose process heartbeat is fresh and
-    that take work."""
-    rows = session.execute(
-        text(
-            "SELECT m AS model, sum(slots) AS slots FROM worker_processes, unnest(models) AS m "
-            "WHERE heartbeat_at > now() - make_interval(secs => :stale) AND NOT draining "
-            "GROUP BY m"
-        ),
-        {"stale": stale_after_s},
-    )
-    return {r.model: int(r.slots) for r in rows}
-
-
 def outstanding(session: Session, *, model: str, revision: str) -> int:
     """Jobs of one model revision handed out or held but not yet computing (the window
     in use)."""
@@ -173,70 +157,6 @@ def outstanding(session: Session, *, model: str, revision: str) -> int:
         {"model": model, "revision": revision},
     )
     return int(n or 0)
-
-
-def heartbeat(
-    session: Session,
-    *,
-    process_id: str,
-    hostname: str,
-    pid: int,
-    models: Sequence[str],
-    held: Sequence[uuid.UUID],
-    lease_s: float,
-    draining: bool = False,
-    jobs_done: int = 0,
-    busy_s: float = 0.0,
-) -> int:
-    """Upsert the process row and renew (or take) the leases of the jobs it holds.
-
-    Returns how many jobs it still holds in Postgres' view; a job another live owner
-    holds, or one that expired and went back to ready, is not taken here.
-    """
-    session.execute(
-        text(
-            "INSERT INTO worker_processes "
-            "(process_id, hostname, pid, models, held, draining, jobs_done, busy_s) "
-            "VALUES (:pid_, :host, :pid, :models, :held, :draining, :done, :busy) "
-            "ON CONFLICT (process_id) DO UPDATE SET heartbeat_at = now(), "
-            "held = EXCLUDED.held, draining = EXCLUDED.draining, models = EXCLUDED.models, "
-            "jobs_done = EXCLUDED.jobs_done, busy_s = EXCLUDED.busy_s"
-        ),
-        {
-            "pid_": process_id,
-            "host": hostname,
-            "pid": pid,
-            "models": list(models),
-            "held": len(held),
-            "draining": draining,
-            "done": jobs_done,
-            "busy": busy_s,
-        },
-    )
-    if not held:
-        return 0
-    # Rows locked right now (this process finishing or claiming them, the scheduler
-    # expiring them) are skipped, not waited for: waiting, the heartbeat and a flush's
-    # finish locked the same jobs in different orders and deadlocked. A skipped lease
-    # is renewed by the next beat, well before it runs out.
-    result = session.execute(
-        text(
-            "UPDATE jobs SET lease_owner = :owner, "
-            "lease_expires_at = now() + make_interval(secs => :lease_s) "
-            "FROM (SELECT job_id FROM jobs WHERE job_id = ANY(CAST(:ids AS uuid[])) "
-            "      AND lease_expires_at IS NOT NULL AND status IN ('queued', 'running') "
-            "      AND (lease_owner IS NULL OR lease_owner = :owner) "
-            "      FOR UPDATE SKIP LOCKED) AS free "
-            "WHERE jobs.job_id = free.job_id"
-        ),
-        {"owner": process_id, "lease_s": lease_s, "ids": uuid_literal(held)},
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def deregister(session: Session, process_id: str) -> None:
-    """Remove a stopping process's row (its window is handed to the others)."""
-    session.execute(text("DELETE FROM worker_processes WHERE process_id = :p"), {"p": process_id})
 
 
 def claim(
@@ -309,36 +229,6 @@ def expire_leases(session: Session, *, max_attempts: int) -> Expiry:
             out.retried += 1
             out._add(model, "requeued")
     return out
-
-
-def prune_processes(session: Session, *, stale_after_s: float) -> int:
-    """Forget processes silent for much longer than a lease (they are gone)."""
-    result = session.execute(
-        text(
-            "DELETE FROM worker_processes "
-            "WHERE heartbeat_at < now() - make_interval(secs => :stale)"
-        ),
-        {"stale": stale_after_s},
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-# Literal (not a bound array) so the planner matches ix_jobs_unnotified's predicate.
-_FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
-
-
-def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> list[FinalJob]:
-    """The outbox: final jobs whose completion event no broker has confirmed."""
-    stmt = text(
-        "SELECT job_id FROM jobs WHERE notified_at IS NULL "
-        f"AND status IN ({_FINAL_SQL}) "
-        "AND finished_at < now() - make_interval(secs => :older) "
-        "ORDER BY finished_at LIMIT :limit"
-    )
-    ids = [r[0] for r in session.execute(stmt, {"older": older_than_s, "limit": limit})]
-    if not ids:
-        return []
-    return load_final(session, ids)
 
 
 def try_lead(session: Session, *, name: str) -> bool:

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from infq.db.cache import Cached
+from infq.db.result_ref import result_values
 from infq.dispatch.triage import Accepted
 
 
@@ -62,10 +63,7 @@ def plan(
                 status="succeeded",
                 cache_hit=True,
                 model_revision=hit.model_revision,
-                result_inline=hit.result_inline,
-                result_uri=hit.result_uri,
-                result_offset=hit.result_offset,
-                result_length=hit.result_length,
+                **result_values(hit),
                 finished_at=now,
             )
             out.hits.append(a.job_id)

@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infq.catalogue.catalogue import split_lane
 from infq.db import batches as batch_rows
-from infq.db import ledger, scheduling
+from infq.db import ledger, processes, scheduling
 from infq.db import webhooks as webhook_rows
-from infq.db.final import load_final
+from infq.db.final import final_unnotified, load_final
 from infq.dispatch.enqueue import publish_jobs
 from infq.metrics import families
 from infq.outbox.announce import Announcer
@@ -137,7 +137,7 @@ class Scheduler:
         """Lease ready jobs into each model's free window and send them."""
         s = self.settings
         with self.sessions.begin() as session:
-            slots = scheduling.live_slots(session, stale_after_s=s.lease_s)
+            slots = processes.live_slots(session, stale_after_s=s.lease_s)
             picked = []
             for lane, n in slots.items():
                 # One scheduler at a time per lane (others skip it this tick), and the
@@ -172,8 +172,8 @@ class Scheduler:
             if not scheduling.try_lead(session, name="maintenance"):
                 return
             expiry = scheduling.expire_leases(session, max_attempts=s.max_attempts)
-            scheduling.prune_processes(session, stale_after_s=max(60.0, 20 * s.lease_s))
-            unnotified = scheduling.final_unnotified(
+            processes.prune_processes(session, stale_after_s=max(60.0, 20 * s.lease_s))
+            unnotified = final_unnotified(
                 session, older_than_s=s.outbox_grace_s, limit=OUTBOX_BATCH
             )
             overdue = webhook_rows.take_overdue(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from infq.db.final import FinalJob
-from schemas.events import CompletionEvent, JobError, ResultRef
+from infq.db.result_ref import object_range
+from schemas.events import CompletionEvent, JobError
 from schemas.status import JobStatus
 
 
@@ -12,9 +13,6 @@ def event_for(job: FinalJob) -> CompletionEvent:
     error = None
     if job.error_code:
         error = JobError(code=job.error_code, message=job.error_message or "")
-    ref = None
-    if job.result_uri and job.result_offset is not None and job.result_length:
-        ref = ResultRef(uri=job.result_uri, offset=job.result_offset, length=job.result_length)
     return CompletionEvent(
         job_id=job.job_id,
         tenant=job.tenant_id,
@@ -25,7 +23,7 @@ def event_for(job: FinalJob) -> CompletionEvent:
         task=job.task,
         model_revision=job.model_revision,
         result=job.result_inline,
-        result_ref=ref,
+        result_ref=object_range(job),
         error=error,
         batch_size=job.batch_size,
         cache_hit=job.cache_hit,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infq.db.models import Job
+from infq.db.result_ref import object_range
 from infq.results.layout import parse_line
 from infq.results.store import ResultStore
 
@@ -13,7 +14,7 @@ def read_result(job: Job, store: ResultStore) -> Any | None:
     """The result of a succeeded job, or None when it has none."""
     if job.result_inline is not None:
         return job.result_inline
-    if job.result_uri and job.result_offset is not None and job.result_length:
-        line = store.get_range(job.result_uri, offset=job.result_offset, length=job.result_length)
-        return parse_line(line)
+    ref = object_range(job)
+    if ref is not None:
+        return parse_line(store.get_range(ref.uri, offset=ref.offset, length=ref.length))
     return None

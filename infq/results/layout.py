@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -63,3 +63,10 @@ def build_body(entries: Sequence[tuple[uuid.UUID, Any]]) -> tuple[bytes, list[Sp
 def parse_line(line: bytes) -> Any:
     """The ``result`` of one job line."""
     return orjson.loads(line)["result"]
+
+
+def write_line(file: IO[bytes], line: dict[str, Any]) -> None:
+    """Append one JSON object and its newline to a JSONL file (a batch's output or
+    errors file, an OpenAI batch file): one encoder for every file a user downloads."""
+    file.write(orjson.dumps(line, option=_DUMP_OPTIONS))
+    file.write(b"\n")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 from sqlalchemy import select
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from benchmarks.world import fresh_env, settings_from
 from infq.db.models import Job
+from infq.results.layout import parse_line
 from infq.settings import Settings
 from schemas.status import FINAL_STATUSES
 
@@ -87,6 +89,33 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(poll_s)
+
+
+def submit_and_wait(
+    api: str, api_key: str, jobs: list[dict[str, Any]], *, timeout_s: float = 120
+) -> list[Any]:
+    """Submit ``jobs`` through ``POST /v1/jobs`` and return their results, in order:
+    the inline result, or the JSONL line fetched from its presigned byte range."""
+    auth = {"Authorization": f"Bearer {api_key}"}
+    answer = httpx.post(f"{api}/v1/jobs", json={"jobs": jobs}, headers=auth, timeout=30)
+    assert answer.status_code == 202, answer.text
+    results = []
+    for job_id in answer.json()["job_ids"]:
+        found: dict[str, Any] = {}
+
+        def ready(job_id: str = job_id) -> bool:
+            nonlocal found
+            response = httpx.get(f"{api}/v1/jobs/{job_id}/result", headers=auth, timeout=30)
+            found = response.json()
+            return response.status_code == 200
+
+        wait_for(ready, timeout_s=timeout_s, what=f"job {job_id}'s result")
+        if found.get("url"):
+            raw = httpx.get(found["url"], headers={"Range": found["range"]}, timeout=30).content
+            results.append(parse_line(raw))
+        else:
+            results.append(found["result"])
+    return results
 
 
 def jobs_by_id(sessions: sessionmaker[Session], ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Job]:

@@ -22,7 +22,13 @@ from infq.settings import Settings
 from infq.stack.processes import free_port
 from infq.tenants.accounts import create as create_tenant
 from tests.integration.conftest import LOG_DIR
-from tests.integration.harness import InfqProcess, isolated_env, settings_for, wait_for
+from tests.integration.harness import (
+    InfqProcess,
+    isolated_env,
+    settings_for,
+    submit_and_wait,
+    wait_for,
+)
 from tests.tiny_models import build_gpt2
 
 pytestmark = pytest.mark.integration
@@ -90,25 +96,10 @@ def world(
 
 def _own_texts(world: dict[str, Any], prompts: list[str]) -> list[str]:
     """The same prompts through infq's own ``/v1/jobs`` (greedy, no cache)."""
-    auth = {"Authorization": f"Bearer {world['key']}"}
     params = {"max_new_tokens": MAX_TOKENS, "temperature": 0.0}
     jobs = [{"model": MODEL, "input": {"text": p}, "params": params, "cache": False}
             for p in prompts]  # fmt: skip
-    answer = httpx.post(f"{world['api']}/v1/jobs", json={"jobs": jobs}, headers=auth, timeout=30)
-    assert answer.status_code == 202, answer.text
-    texts = []
-    for job_id in answer.json()["job_ids"]:
-        found: dict[str, Any] = {}
-
-        def ready(job_id: str = job_id) -> bool:
-            nonlocal found
-            response = httpx.get(f"{world['api']}/v1/jobs/{job_id}/result", headers=auth)
-            found = response.json()
-            return response.status_code == 200
-
-        wait_for(ready, timeout_s=120, what=f"job {job_id}'s result")
-        texts.append(found["result"]["text"])
-    return texts
+    return [result["text"] for result in submit_and_wait(world["api"], world["key"], jobs)]
 
 
 def test_a_chat_and_a_completions_batch_answer_as_infqs_own_generate(

@@ -17,9 +17,8 @@ import orjson
 import pytest
 from openai import OpenAI
 
-from infq.results.layout import parse_line
 from infq.tenants.accounts import Credentials
-from tests.integration.harness import Receiver, wait_for
+from tests.integration.harness import Receiver, submit_and_wait, wait_for
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -56,27 +55,8 @@ def _content(client: OpenAI, file_id: str | None) -> list[dict[str, Any]]:
 
 def _infq_vectors(api: str, creds: Credentials, texts: list[str]) -> list[list[float]]:
     """The same texts through infq's own /v1/jobs, computed afresh (no cache)."""
-    auth = {"Authorization": f"Bearer {creds.api_key}"}
     jobs = [{"model": MODEL, "input": {"text": t}, "cache": False} for t in texts]
-    answer = httpx.post(f"{api}/v1/jobs", json={"jobs": jobs}, headers=auth, timeout=30)
-    assert answer.status_code == 202, answer.text
-    vectors = []
-    for job_id in answer.json()["job_ids"]:
-        found: dict[str, Any] = {}
-
-        def ready(job_id: str = job_id) -> bool:
-            nonlocal found
-            response = httpx.get(f"{api}/v1/jobs/{job_id}/result", headers=auth)
-            found = response.json()
-            return response.status_code == 200
-
-        wait_for(ready, timeout_s=120, what=f"job {job_id}'s result")
-        if found.get("url"):
-            raw = httpx.get(found["url"], headers={"Range": found["range"]}).content
-            vectors.append(parse_line(raw))
-        else:
-            vectors.append(found["result"])
-    return vectors
+    return submit_and_wait(api, creds.api_key, jobs)
 
 
 def test_an_embeddings_batch_runs_end_to_end_and_matches_infqs_own_results(

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.db import ledger, scheduling
+from infq.db import ledger, processes, scheduling
 from infq.db.jobs import insert_new
 from infq.db.session import make_engine, make_sessionmaker
 from infq.results.store import S3ResultStore
@@ -130,7 +130,7 @@ def test_windows_count_live_slots_and_outstanding_jobs(db: sessionmaker[Session]
     add_jobs(db, "t", 50, start=datetime.now(UTC))
     with db.begin() as session:
         for n in range(2):
-            scheduling.heartbeat(session, process_id=f"p{n}", hostname="h", pid=n,
+            processes.heartbeat(session, process_id=f"p{n}", hostname="h", pid=n,
                                  models=[LANE], held=[], lease_s=30)  # fmt: skip
         session.execute(
             text(
@@ -140,13 +140,13 @@ def test_windows_count_live_slots_and_outstanding_jobs(db: sessionmaker[Session]
         )
     hand_out(db, 7)
     with db() as session:
-        assert scheduling.live_slots(session, stale_after_s=30) == {LANE: 1}
+        assert processes.live_slots(session, stale_after_s=30) == {LANE: 1}
         assert scheduling.outstanding(session, model=MODEL, revision=REVISION) == 7
 
 
 def test_an_object_its_dead_writer_never_recorded_is_reported(db: sessionmaker[Session]) -> None:
     with db.begin() as session:
-        scheduling.heartbeat(session, process_id="alive", hostname="h", pid=1,
+        processes.heartbeat(session, process_id="alive", hostname="h", pid=1,
                              models=[LANE], held=[], lease_s=30)  # fmt: skip
         ledger.note(session, uri="s3://b/alive.jsonl", owner="alive")
         ledger.note(session, uri="s3://b/dead.jsonl", owner="dead")
@@ -241,7 +241,7 @@ def test_schedulers_take_turns_per_model_so_the_window_holds(
     db = make_sessionmaker(engine)
     add_jobs(db, "t", 500, start=datetime.now(UTC))
     with db.begin() as session:
-        scheduling.heartbeat(session, process_id="w", hostname="h", pid=1,
+        processes.heartbeat(session, process_id="w", hostname="h", pid=1,
                              models=[LANE], held=[], lease_s=60)  # fmt: skip
     celery = create_app(own)
     announcer = Announcer(settings=own, sessions=db, publisher=None, celery=celery)  # type: ignore[arg-type]

@@ -7,10 +7,8 @@ behaviours on the real stack are in ``tests/integration/test_api.py``.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,26 +18,14 @@ from infq.api.app import create_api
 from infq.api.errors import describe_validation
 from infq.ops.probes import ServiceProbes
 from infq.settings import Settings
-from infq.stack.processes import free_port
 
 ERROR_KEYS = {"detail", "code"}
 
 
 @pytest.fixture
-def settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
-    """Settings whose four services listen nowhere."""
-    for name in list(os.environ):
-        if name.upper().startswith("INFQ_"):
-            monkeypatch.delenv(name)
-    return Settings(
-        stack_dir=tmp_path,
-        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/infq",
-        kafka_bootstrap=f"127.0.0.1:{free_port()}",
-        broker_url=f"redis://127.0.0.1:{free_port()}/0",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-        s3_access_key_id="k",
-        s3_secret_access_key="s",
-    )
+def settings(offline_settings: Settings) -> Settings:
+    """Settings whose four services listen nowhere (``conftest.py``)."""
+    return offline_settings
 
 
 @pytest.fixture

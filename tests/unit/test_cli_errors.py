@@ -7,8 +7,6 @@ listens on: exactly what a person sees after a reboot, before ``infq stack up``.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +33,6 @@ from infq.errors import (
 )
 from infq.outages import outage_of
 from infq.settings import Settings
-from infq.stack.processes import free_port
 
 
 def _caused(error: Exception, cause: Exception) -> Exception:
@@ -131,21 +128,6 @@ def test_exit_statuses_are_distinct() -> None:
 
 
 # --- the real command, with the stack down ---
-
-
-@pytest.fixture
-def stack_down(tmp_path: Path) -> dict[str, str]:
-    """An environment whose recorded local stack listens nowhere (as after a reboot)."""
-    ports = {name: free_port() for name in ("postgres", "kafka", "redis", "s3")}
-    urls = {
-        "database_url": f"postgresql+psycopg://postgres@127.0.0.1:{ports['postgres']}/infq",
-        "kafka_bootstrap": f"127.0.0.1:{ports['kafka']}",
-        "broker_url": f"redis://127.0.0.1:{ports['redis']}/0",
-        "s3_endpoint_url": f"http://127.0.0.1:{ports['s3']}",
-    }
-    (tmp_path / "stack.json").write_text(json.dumps({"services": {}, "urls": urls}))
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("INFQ_")}
-    return {**env, "INFQ_STACK_DIR": str(tmp_path)}
 
 
 def _infq(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -4,9 +4,7 @@ FastAPI refuses) answers in OpenAI's shape, while infq's own routes keep theirs.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -15,24 +13,12 @@ from fastapi.testclient import TestClient
 from infq.api.app import create_api
 from infq.api.context import current_tenant
 from infq.settings import Settings
-from infq.stack.processes import free_port
 
 
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[TestClient]:
+def client(make_offline_settings: Callable[..., Settings]) -> Iterator[TestClient]:
     """The API with a 2 KiB file limit and the caller's tenant fixed (no key lookup)."""
-    for name in list(os.environ):
-        if name.upper().startswith("INFQ_"):
-            monkeypatch.delenv(name)
-    settings = Settings(
-        stack_dir=tmp_path,
-        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/infq",
-        kafka_bootstrap=f"127.0.0.1:{free_port()}",
-        broker_url=f"redis://127.0.0.1:{free_port()}/0",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-        openai_max_file_bytes=2048,
-    )
-    app = create_api(settings)
+    app = create_api(make_offline_settings(openai_max_file_bytes=2048))
     app.dependency_overrides[current_tenant] = lambda: "t"
     with TestClient(app) as test_client:
         yield test_client

@@ -3,11 +3,8 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,7 +16,6 @@ from infq.api.errors import expected_error, retry_after
 from infq.cli.exits import ExitCode, explain
 from infq.errors import OverLimit
 from infq.settings import Settings
-from infq.stack.processes import free_port
 
 
 def test_an_over_limit_error_is_a_429_with_retry_after() -> None:
@@ -47,21 +43,6 @@ def test_the_cli_exits_with_its_own_status_when_a_limit_refuses() -> None:
     assert (failure.code, failure.message) == (ExitCode.LIMITED, "tenant 'default' has …")
 
 
-@pytest.fixture
-def offline_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Settings:
-    """Settings whose services listen nowhere (the OpenAPI needs none of them)."""
-    for name in list(os.environ):
-        if name.upper().startswith("INFQ_"):
-            monkeypatch.delenv(name)
-    return Settings(
-        stack_dir=tmp_path,
-        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/infq",
-        kafka_bootstrap=f"127.0.0.1:{free_port()}",
-        broker_url=f"redis://127.0.0.1:{free_port()}/0",
-        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
-    )
-
-
 def test_openapi_documents_the_429_of_job_submission(offline_settings: Settings) -> None:
     with TestClient(create_api(offline_settings)) as client:
         spec: dict[str, Any] = client.get("/openapi.json").json()
@@ -73,15 +54,6 @@ def test_openapi_documents_the_429_of_job_submission(offline_settings: Settings)
 
 
 # --- the real command; the recorded stack listens nowhere, so these must not connect ---
-
-
-@pytest.fixture
-def stack_down(tmp_path: Path) -> dict[str, str]:
-    """An environment whose local stack is recorded but not running."""
-    urls = {"database_url": f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/infq"}
-    (tmp_path / "stack.json").write_text(json.dumps({"services": {}, "urls": urls}))
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("INFQ_")}
-    return {**env, "INFQ_STACK_DIR": str(tmp_path)}
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +26,7 @@ from infq.catalogue.intake import InputLimits
 from infq.db import openai_objects
 from infq.db.models import Job, OpenAIBatch
 from infq.errors import InfqError
+from infq.results.layout import write_line
 from infq.results.store import ResultStore
 
 
@@ -53,7 +53,7 @@ class Converter:
         with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
             for group in _by_line(session.scalars(stmt)):
                 ok, line = self._line(row, group, objects)
-                _write(output if ok else errors, line)
+                write_line(output if ok else errors, line)
             row.output_file_id = self._register(session, row, output, "output")
             row.error_file_id = self._register(session, row, errors, "errors")
 
@@ -139,8 +139,3 @@ def _by_line(jobs: Iterator[Job] | Any) -> Iterator[list[Job]]:
         group.append(job)
     if group:
         yield group
-
-
-def _write(file: BinaryIO, line: dict[str, Any]) -> None:
-    file.write(orjson.dumps(line, option=orjson.OPT_SERIALIZE_NUMPY))
-    file.write(b"\n")
