@@ -159,24 +159,30 @@ def complete(
         if b.model is not None
     ]
     report.compute_s = computation.compute_s
-    key = batch_key(worker_batch_id=report.worker_batch_id, at=datetime.now(UTC))
-    uri = ctx.store.uri_of(key)
+    at = datetime.now(UTC)  # one key per tenant, the same on every retry
+
+    def key_of(tenant: str) -> str:
+        return batch_key(worker_batch_id=report.worker_batch_id, at=at, tenant=tenant)
+
     finishes = retrying(
-        lambda: _store(ctx, outcomes, sizes, report.worker_batch_id, key=key, owner=owner),
+        lambda: _store(ctx, outcomes, sizes, report.worker_batch_id, key_of=key_of, owner=owner),
         what="store",
         keep_trying=keep_trying,
     )
     claimed, runnable = flush.claimed, flush.runnable
-    wrote = any(f.result_uri for f in finishes)  # else no object and no ledger note
+    # The objects written (one per tenant with large results; none, no ledger note).
+    uris = sorted({f.result_uri for f in finishes if f.result_uri})
+    wrote = bool(uris)
 
     def finish() -> tuple[list[FinalJob], bool]:
         with ctx.sessions.begin() as session:
             done = job_rows.finish(session, finishes, owner=owner)
             # Nothing finished here: the jobs went to another owner, unless an earlier
             # try of this very commit landed and only its answer was lost.
-            unused = wrote and not done and not job_rows.pointing_at(session, claimed, uri)
+            unused = wrote and not done and not job_rows.pointing_at(session, claimed, uris)
             if wrote and not unused:
-                ledger.recorded(session, uri)
+                for uri in uris:
+                    ledger.recorded(session, uri)
             cache_rows.store(session, cache_entries(ctx, runnable, finishes, done))
             followers = cache_rows.complete_followers(session, done)
             return load_final(session, done | followers), unused
@@ -185,7 +191,8 @@ def complete(
     report.finished = finished
     report.fenced = len(claimed) - sum(1 for j in finished if j.coalesced_into is None)
     if unused:
-        _drop_object(ctx, uri)
+        for uri in uris:
+            _drop_object(ctx, uri)
     report.succeeded = sum(1 for f in finishes if f.status is JobStatus.SUCCEEDED)
     report.failed = len(finishes) - report.succeeded
     log.info(
@@ -222,13 +229,14 @@ def _store(
     sizes: dict[str, int],
     worker_batch_id: uuid.UUID,
     *,
-    key: str,
+    key_of: Callable[[str], str],
     owner: str,
 ) -> list[Finish]:
-    """Small results inline; the rest in one object for the whole flush (one PUT),
-    noted in the ledger first so that a crash before the commit leaves no orphan."""
+    """Small results inline; the rest in one object per tenant of the flush (one PUT
+    each, however many jobs), noted in the ledger first so that a crash before the
+    commit leaves no orphan. Tenants never share an object (see ``batch_key``)."""
     finishes: list[Finish] = []
-    large: dict[uuid.UUID, tuple[Finish, Any]] = {}
+    large: dict[str, dict[uuid.UUID, tuple[Finish, Any]]] = {}
     for o in outcomes:
         lane = ctx.lanes.get(ctx.lane_of(o.item) or "")
         done = Finish(
@@ -252,15 +260,17 @@ def _store(
         if small is not None:
             finishes.append(replace(done, result_inline=small))
         else:
-            large[done.job_id] = (done, o.result)
+            large.setdefault(o.item.tenant, {})[done.job_id] = (done, o.result)
     if large:
-        body, spans = build_body([(job_id, result) for job_id, (_, result) in large.items()])
         with ctx.sessions.begin() as session:
-            ledger.note(session, uri=ctx.store.uri_of(key), owner=owner)
-        uri = ctx.store.put(key, body)
+            for tenant in large:
+                ledger.note(session, uri=ctx.store.uri_of(key_of(tenant)), owner=owner)
+    for tenant, own in large.items():
+        body, spans = build_body([(job_id, result) for job_id, (_, result) in own.items()])
+        uri = ctx.store.put(key_of(tenant), body)
         finishes.extend(
             replace(
-                large[s.job_id][0], result_uri=uri, result_offset=s.offset, result_length=s.length
+                own[s.job_id][0], result_uri=uri, result_offset=s.offset, result_length=s.length
             )
             for s in spans
         )

@@ -121,12 +121,12 @@ def finish(session: Session, finishes: Sequence[Finish], *, owner: str) -> set[u
     return {uuid.UUID(str(r[0])) for r in session.execute(_FINISH_SQL, params)}
 
 
-def pointing_at(session: Session, job_ids: Iterable[uuid.UUID], uri: str) -> bool:
-    """Whether any of ``job_ids`` keeps its result in the object at ``uri``."""
-    ids = list(job_ids)
-    if not ids:
+def pointing_at(session: Session, job_ids: Iterable[uuid.UUID], uris: Iterable[str]) -> bool:
+    """Whether any of ``job_ids`` keeps its result in one of the objects at ``uris``."""
+    ids, among = list(job_ids), list(uris)
+    if not ids or not among:
         return False
-    stmt = select(Job.job_id).where(Job.job_id.in_(ids), Job.result_uri == uri).limit(1)
+    stmt = select(Job.job_id).where(Job.job_id.in_(ids), Job.result_uri.in_(among)).limit(1)
     return session.scalar(stmt) is not None
 
 

@@ -32,9 +32,15 @@ def inline_value(result: Any, *, inline_max_bytes: int) -> Any | None:
     return orjson.loads(encoded)
 
 
-def batch_key(*, worker_batch_id: uuid.UUID, at: datetime) -> str:
-    """Object key of a worker batch's payload file (dated, for lifecycle rules)."""
-    return f"results/{at:%Y/%m/%d}/{worker_batch_id}.jsonl"
+def batch_key(*, worker_batch_id: uuid.UUID, at: datetime, tenant: str) -> str:
+    """Object key of one tenant's results of a worker batch (dated, for lifecycle rules).
+
+    One object per tenant and worker batch, never one for a whole flush: a presigned URL
+    signs a whole object, so an object shared by tenants would serve one tenant's
+    results to another that fetched its URL without the ``Range`` header. Tenant names
+    are checked (:mod:`infq.tenants.policy`), so they are safe in a key.
+    """
+    return f"results/{at:%Y/%m/%d}/{tenant}/{worker_batch_id}.jsonl"
 
 
 @dataclass(frozen=True)

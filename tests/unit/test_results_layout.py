@@ -93,9 +93,15 @@ def test_inline_value_turns_numpy_into_plain_json() -> None:
     assert inline_value(np.zeros(384, dtype=np.float32), inline_max_bytes=1024) is None
 
 
-def test_batch_key_is_dated_and_named_after_the_worker_batch() -> None:
+def test_batch_key_is_dated_and_named_after_the_tenant_and_the_worker_batch() -> None:
     batch_id = uuid.UUID("12345678-1234-5678-1234-567812345678")
     at = datetime(2026, 1, 5, 23, 59, tzinfo=UTC)
-    assert batch_key(worker_batch_id=batch_id, at=at) == (
-        "results/2026/01/05/12345678-1234-5678-1234-567812345678.jsonl"
+    assert batch_key(worker_batch_id=batch_id, at=at, tenant="acme") == (
+        "results/2026/01/05/acme/12345678-1234-5678-1234-567812345678.jsonl"
     )
+
+
+def test_two_tenants_of_one_worker_batch_never_share_an_object() -> None:
+    batch_id, at = uuid.uuid4(), datetime(2026, 1, 5, tzinfo=UTC)
+    keys = {batch_key(worker_batch_id=batch_id, at=at, tenant=t) for t in ("a", "b", "a.b")}
+    assert len(keys) == 3
