@@ -13,7 +13,9 @@ from infq import __version__
 from infq.api import batches, errors, health, jobs
 from infq.api import openai as openai_surface
 from infq.api.context import ApiContext
+from infq.api.limits import BodyLimits
 from infq.api.openai import errors as openai_errors
+from infq.api.openai import files as openai_files
 from infq.bus.celery import create_app
 from infq.bus.kafka import Publisher, make_producer
 from infq.catalogue.catalogue import for_settings
@@ -81,6 +83,14 @@ def create_api(settings: Settings) -> FastAPI:
     # The OpenAI-compatible surface answers its errors in OpenAI's shape; infq's own
     # routes keep theirs.
     errors.install(app, surfaces={openai_surface.PREFIX + "/": openai_errors.render})
+    # Every body is bounded while it streams in, before the route (and so the API key
+    # check) sees it; a keyless body is refused unread.
+    app.add_middleware(
+        BodyLimits,
+        default_bytes=settings.api_max_body_bytes,
+        by_prefix=[(f"{openai_surface.PREFIX}/files", settings.openai_max_file_bytes
+                    + openai_files.FORM_OVERHEAD_BYTES)],
+    )  # fmt: skip
     app.include_router(jobs.router)
     app.include_router(batches.router)
     app.include_router(health.router)

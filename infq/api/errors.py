@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from infq.errors import (
     Conflict,
@@ -222,9 +223,12 @@ def install(app: FastAPI, *, surfaces: Mapping[str, Surface] | None = None) -> N
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return respond(
-            request, error_response(exc.status_code, str(exc.detail), headers=exc.headers)
-        )
+        detail = str(exc.detail)
+        limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+        if exc.status_code == 413 and limit is not None and detail == "Content Too Large":
+            # Starlette's body limit (infq.api.limits) says no more than that.
+            detail = f"the request body is over the limit of {limit} bytes"
+        return respond(request, error_response(exc.status_code, detail, headers=exc.headers))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,7 +14,9 @@ class ApiSettings(BaseModel):
         default=1000, ge=1, description="Jobs per `POST /v1/jobs` or batch upload."
     )
     api_max_body_bytes: int = Field(
-        default=16 * 1024 * 1024, ge=1024, description="Largest batch upload."
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body (but an OpenAI file upload), 413 as it streams in.",
     )
     # The OpenAI-compatible surface (/openai/v1): OpenAI's own limits by default.
     openai_max_file_bytes: int = Field(

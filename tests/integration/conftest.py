@@ -11,7 +11,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +21,7 @@ from infq.stack.processes import free_port
 from infq.stack.supervisor import Stack
 from infq.tenants.accounts import Credentials
 from infq.tenants.accounts import create as create_tenant
-from tests.integration.harness import InfqProcess, unique, wait_for
+from tests.integration.harness import InfqProcess, unique, wait_api
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_DIR = ROOT / ".infq" / "test-stack"
@@ -110,14 +109,7 @@ def api(stack_env: dict[str, str], dispatcher: InfqProcess, notifier: InfqProces
     """The REST API as a real uvicorn process; yields its base URL."""
     proc = InfqProcess(["api"], env=stack_env, log_path=LOG_DIR / "api.log")
     base = f"http://127.0.0.1:{stack_env['INFQ_API_PORT']}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(up, timeout_s=60, what="the API to answer /healthz")
+    wait_api(base)
     yield base
     proc.stop()
 

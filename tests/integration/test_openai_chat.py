@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from openai import OpenAI
@@ -27,6 +26,7 @@ from tests.integration.harness import (
     isolated_env,
     settings_for,
     submit_and_wait,
+    wait_api,
     wait_for,
 )
 from tests.tiny_models import build_gpt2
@@ -79,14 +79,7 @@ def world(
             creds = create_tenant(session, f"chat-{uuid.uuid4().hex[:8]}")
             assert creds is not None
         api = f"http://127.0.0.1:{env['INFQ_API_PORT']}"
-
-        def up() -> bool:
-            try:
-                return httpx.get(f"{api}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(up, timeout_s=90, what="the chat world's API to answer /healthz")
+        wait_api(api, timeout_s=90, what="the chat world's API")
         yield {"api": api, "key": creds.api_key, "folder": folder}
     finally:
         for p in procs:

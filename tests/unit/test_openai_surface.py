@@ -197,3 +197,15 @@ def test_errors_render_in_openais_shape(
         "error": {"message": "what went wrong", "type": kind, "param": "body.x", "code": said}
     }
     assert error_body(500, "boom")["error"]["type"] == "server_error"
+
+
+def test_a_line_of_100000_inputs_is_refused_naming_the_limit() -> None:
+    raw = _line({"model": "m", "input": ["x"] * 100_000})
+    with pytest.raises(lines.BadLine) as caught:
+        lines.parse_line(raw, line=1, endpoint=lines.EMBEDDINGS)
+    error = caught.value.error
+    assert (error.code, error.param) == ("invalid_value", "body.input")
+    assert "100000 inputs" in error.message
+    assert str(lines.MAX_INPUTS_PER_LINE) in error.message
+    most = _line({"model": "m", "input": ["x"] * lines.MAX_INPUTS_PER_LINE})
+    assert len(lines.parse_line(most, line=1, endpoint=lines.EMBEDDINGS).inputs) == 2048

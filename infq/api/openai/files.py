@@ -2,7 +2,9 @@
 Files API does (``purpose=batch`` only: input files of batches).
 
 An upload is spooled to a temporary file by the multipart parser and streamed to the
-store (never held whole in memory); a download streams the object back.
+store (never held whole in memory); its bytes are counted as they arrive
+(:mod:`infq.api.limits`: at most the file limit and :data:`FORM_OVERHEAD_BYTES`), so
+the spool never grows past the limit. A download streams the object back.
 """
 
 from __future__ import annotations

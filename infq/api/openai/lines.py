@@ -28,6 +28,9 @@ SERVED = (EMBEDDINGS, CHAT, COMPLETIONS)
 NOT_YET = ("/v1/responses",)
 ENCODINGS = ("float", "base64")
 BODY_FIELDS = {"model", "input", "encoding_format", "dimensions", "user"}
+# OpenAI's own limit on one embeddings request: without it one line of a file could
+# carry millions of inputs, each a job built in memory before anything is refused.
+MAX_INPUTS_PER_LINE = 2048
 MAX_CUSTOM_ID_CHARS = 512
 
 
@@ -136,6 +139,9 @@ def _inputs(body: dict[str, Any], bad: Any) -> tuple[str, ...]:
     if not isinstance(items, list) or not items:
         raise bad("invalid_value", "body.input must be a string or a non-empty list of "
                   "strings.", "body.input")  # fmt: skip
+    if len(items) > MAX_INPUTS_PER_LINE:
+        raise bad("invalid_value", f"body.input has {len(items)} inputs; one request takes "
+                  f"at most {MAX_INPUTS_PER_LINE}.", "body.input")  # fmt: skip
     for n, item in enumerate(items):
         if not isinstance(item, str) or not item:
             # Token arrays (lists of integers) are OpenAI's; infq takes text only.
