@@ -172,27 +172,25 @@ def complete(
     claimed, runnable = flush.claimed, flush.runnable
     # The objects written (one per tenant with large results; none, no ledger note).
     uris = sorted({f.result_uri for f in finishes if f.result_uri})
-    wrote = bool(uris)
 
-    def finish() -> tuple[list[FinalJob], bool]:
+    def finish() -> tuple[list[FinalJob], list[str]]:
         with ctx.sessions.begin() as session:
             done = job_rows.finish(session, finishes, owner=owner)
-            # Nothing finished here: the jobs went to another owner, unless an earlier
-            # try of this very commit landed and only its answer was lost.
-            unused = wrote and not done and not job_rows.pointing_at(session, claimed, uris)
-            if wrote and not unused:
-                for uri in uris:
-                    ledger.recorded(session, uri)
+            # An object no claimed job points at now serves nobody: its jobs went to
+            # another owner (a try of this very commit that landed, its answer lost,
+            # counts as pointing). Its ledger note stays until the object is dropped.
+            used = job_rows.pointed_at(session, claimed, uris)
+            for uri in used:
+                ledger.recorded(session, uri)
             cache_rows.store(session, cache_entries(ctx, runnable, finishes, done))
             followers = cache_rows.complete_followers(session, done)
-            return load_final(session, done | followers), unused
+            return load_final(session, done | followers), [u for u in uris if u not in used]
 
     finished, unused = retrying(finish, what="finish", keep_trying=keep_trying)
     report.finished = finished
     report.fenced = len(claimed) - sum(1 for j in finished if j.coalesced_into is None)
-    if unused:
-        for uri in uris:
-            _drop_object(ctx, uri)
+    for uri in unused:
+        _drop_object(ctx, uri)
     report.succeeded = sum(1 for f in finishes if f.status is JobStatus.SUCCEEDED)
     report.failed = len(finishes) - report.succeeded
     log.info(
@@ -278,7 +276,7 @@ def _store(
 
 
 def _drop_object(ctx: WorkerContext, uri: str) -> None:
-    """Every job of the flush went to another owner: its object serves nobody. The
+    """Every job with a result in ``uri`` went to another owner: it serves nobody. The
     ledger note goes last, so a crash in between still leaves it to the sweeper."""
     try:
         ctx.store.delete(uri)

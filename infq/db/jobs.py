@@ -121,13 +121,13 @@ def finish(session: Session, finishes: Sequence[Finish], *, owner: str) -> set[u
     return {uuid.UUID(str(r[0])) for r in session.execute(_FINISH_SQL, params)}
 
 
-def pointing_at(session: Session, job_ids: Iterable[uuid.UUID], uris: Iterable[str]) -> bool:
-    """Whether any of ``job_ids`` keeps its result in one of the objects at ``uris``."""
+def pointed_at(session: Session, job_ids: Iterable[uuid.UUID], uris: Iterable[str]) -> set[str]:
+    """Those of ``uris`` in which at least one of ``job_ids`` keeps its result."""
     ids, among = list(job_ids), list(uris)
     if not ids or not among:
-        return False
-    stmt = select(Job.job_id).where(Job.job_id.in_(ids), Job.result_uri.in_(among)).limit(1)
-    return session.scalar(stmt) is not None
+        return set()
+    stmt = select(Job.result_uri).where(Job.job_id.in_(ids), Job.result_uri.in_(among)).distinct()
+    return {uri for uri in session.scalars(stmt) if uri is not None}
 
 
 def mark_notified(session: Session, job_ids: Iterable[uuid.UUID]) -> None:
