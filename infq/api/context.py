@@ -12,6 +12,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from infq.api.limits import MISSING_KEY
 from infq.bus.kafka import Publisher
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.chat import ChatTemplates
@@ -93,9 +94,7 @@ def current_tenant(
     key = bearer.credentials if bearer is not None else x_api_key
     challenge = {"WWW-Authenticate": "Bearer"}
     if not key:
-        raise HTTPException(
-            401, "missing API key: send 'Authorization: Bearer <key>'", headers=challenge
-        )
+        raise HTTPException(401, MISSING_KEY, headers=challenge)
     tenant = ctx.tenant_for(key)
     if tenant is None:
         raise HTTPException(401, "unknown API key", headers=challenge)

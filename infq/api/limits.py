@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware.body_limit import RequestBodyLimitResponder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Also the answer of the key check itself (infq.api.context.current_tenant).
 MISSING_KEY = "missing API key: send 'Authorization: Bearer <key>'"
 KEYED_PREFIXES = ("/v1/", "/openai/v1/")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -52,11 +53,12 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
+        headers = Headers(scope=scope)
         keyed = path.startswith(KEYED_PREFIXES) and scope["method"] in BODY_METHODS
-        if keyed and not _has_key(Headers(scope=scope)):
+        if keyed and not _has_key(headers):
             receive = _refusing(receive)
         limit = self.limit_of(path)
-        declared = Headers(scope=scope).get("content-length", "")
+        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             # Refused at the first read, in the app's own error body (Starlette's
             # responder would replace any answer to such a request with plain text).
