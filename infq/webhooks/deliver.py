@@ -1,7 +1,9 @@
 """One webhook attempt: check the destination, sign, POST, record, decide what is next.
 
 The attempt count lives in Postgres, so a redelivered task message never resets the
-retry budget. Redirects are not followed (they could lead to a private address).
+retry budget. The POST goes to an address the check returned, within one deadline,
+its response body unread (:mod:`infq.webhooks.transport`). Redirects are not followed
+(they could lead to a private address). A host that does not resolve is retried.
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from infq.results.store import S3ResultStore
 from infq.settings import Settings
 from infq.webhooks.policy import Outcome, RetryPolicy, backoff_s, classify, next_step
 from infq.webhooks.signing import signed_headers
-from infq.webhooks.urls import RefusedCallbackUrl, check_destination, system_resolve
+from infq.webhooks.transport import post_checked
+from infq.webhooks.urls import (
+    RefusedCallbackUrl,
+    UnresolvedHost,
+    check_destination,
+    system_resolve,
+)
 
 log = logging.getLogger("infq.webhooks")
 
@@ -90,7 +98,7 @@ def attempt(
     try:
         if secret is None:
             raise RefusedCallbackUrl(delivery.url, f"tenant {delivery.tenant_id!r} has no secret")
-        check_destination(delivery.url, allow=settings.webhook_allow, resolve=resolve)
+        addresses = check_destination(delivery.url, allow=settings.webhook_allow, resolve=resolve)
         body = _with_result_url(delivery.payload, store, settings.result_url_expires_s)
         headers = signed_headers(
             secret,
@@ -99,10 +107,23 @@ def attempt(
             delivery_id=str(delivery.delivery_id),
             event=delivery.event,
         )
-        response = client.post(delivery.url, content=body, headers=headers)
-        status_code = response.status_code
+        status_code = post_checked(
+            client,
+            delivery.url,
+            addresses=addresses,
+            content=body,
+            headers=headers,
+            deadline_s=settings.webhook_timeout_s,
+        )
         outcome = next_step(
             outcome=classify(status_code=status_code, error=None),
+            attempt=delivery.attempts + 1,
+            policy=policy,
+        )
+    except UnresolvedHost as e:
+        error = f"unresolved: {e.reason}"
+        outcome = next_step(
+            outcome=classify(status_code=None, error=error),
             attempt=delivery.attempts + 1,
             policy=policy,
         )

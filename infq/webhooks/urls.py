@@ -8,8 +8,9 @@ to must be globally routable, unless an operator allows the host or network
 can return one public and one private address. IPv4 addresses embedded in IPv6 ones
 (``::ffff:127.0.0.1``, 6to4, NAT64) are judged as the IPv4 address they reach.
 
-The check resolves the host once; the HTTP adapter should connect to an address it
-returned (not resolve again), or a short DNS TTL lets the answer change in between.
+The check resolves the host once and returns the addresses it checked; the delivery
+connects to one of them (:mod:`infq.webhooks.transport`), never resolving again, or a
+short DNS TTL would let the answer change in between.
 :func:`system_resolve` is the only I/O here; tests inject a fake resolver.
 """
 
@@ -38,6 +39,11 @@ class RefusedCallbackUrl(InfqError):
         super().__init__(f"refused callback URL {url[:200]!r}: {reason}")
         self.url = url
         self.reason = reason
+
+
+class UnresolvedHost(RefusedCallbackUrl):
+    """The host did not resolve. At submission a refusal; for a delivery a transient
+    error, retried like a timeout (a resolver's hiccup must not kill a delivery)."""
 
 
 def system_resolve(host: str, port: int) -> list[str]:
@@ -164,8 +170,10 @@ def _check_address(url: str, address: str, *, host: str | None, networks: list[I
 
 def check_destination(
     url: str, *, allow: Sequence[str], resolve: Callable[[str, int], list[str]]
-) -> None:
-    """Refuse ``url`` unless it is valid and every address of its host may be called.
+) -> list[str]:
+    """Refuse ``url`` unless it is valid and every address of its host may be called;
+    returns the addresses checked, to connect to (none for an allowed hostname, which
+    is trusted to resolve as it likes).
 
     ``allow`` holds hostnames (exact, case-insensitive) and IP networks or addresses that
     pass although they are not global. A literal IP host is checked without resolving.
@@ -175,19 +183,20 @@ def check_destination(
     port = parts.port or _SCHEMES[parts.scheme.lower()]
     allowed_hosts, networks = _parse_allow(allow)
     if host in allowed_hosts:
-        return
+        return []
     try:
         ipaddress.ip_address(host)
     except ValueError:
         pass
     else:
         _check_address(url, host, host=None, networks=networks)
-        return
+        return [host]
     try:
         addresses = resolve(host, port)
     except (OSError, UnicodeError) as e:
-        raise RefusedCallbackUrl(url, f"cannot resolve host {host!r}: {e}") from e
+        raise UnresolvedHost(url, f"cannot resolve host {host!r}: {e}") from e
     if not addresses:
-        raise RefusedCallbackUrl(url, f"cannot resolve host {host!r}: no addresses")
+        raise UnresolvedHost(url, f"cannot resolve host {host!r}: no addresses")
     for address in addresses:
         _check_address(url, address, host=host, networks=networks)
+    return addresses

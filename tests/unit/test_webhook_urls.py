@@ -12,6 +12,7 @@ from infq.errors import ConfigurationError, InfqError
 from infq.webhooks.urls import (
     MAX_URL_LENGTH,
     RefusedCallbackUrl,
+    UnresolvedHost,
     check_destination,
     check_syntax,
 )
@@ -294,3 +295,24 @@ def test_every_private_ipv4_address_is_refused_literal_mapped_and_resolved(addre
 def test_an_allowed_network_admits_all_of_its_addresses(address: object) -> None:
     allow = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16"]
     check(f"http://{address}/", allow)
+
+
+def test_the_check_returns_the_addresses_to_connect_to() -> None:
+    resolver = FakeResolver()
+    dual = check_destination("https://dual.example/h", allow=[], resolve=resolver)
+    assert dual == DNS["dual.example"]
+    assert check_destination("http://93.184.215.14:8080/h", allow=[], resolve=resolver) == [
+        "93.184.215.14"
+    ]
+    # An allowed hostname is trusted to resolve as it likes: nothing to pin
+    assert check_destination("http://internal.example/h", allow=["internal.example"],
+                             resolve=resolver) == []  # fmt: skip
+    assert resolver.calls == [("dual.example", 443)]
+
+
+def test_a_name_that_does_not_resolve_is_unresolved_not_refused_for_good() -> None:
+    with pytest.raises(UnresolvedHost) as caught:
+        check("https://nowhere.example/h")
+    assert "cannot resolve host 'nowhere.example'" in caught.value.reason
+    with pytest.raises(UnresolvedHost):
+        check("https://empty.example/h")
