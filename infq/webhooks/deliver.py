@@ -120,8 +120,13 @@ def attempt(
             attempt=delivery.attempts + 1,
             policy=policy,
         )
-    except UnresolvedHost as e:
-        error = f"unresolved: {e.reason}"
+    except (UnresolvedHost, httpx.HTTPError) as e:
+        # Transient (UnresolvedHost first: it is a RefusedCallbackUrl, but DNS recovers).
+        error = (
+            f"unresolved: {e.reason}"
+            if isinstance(e, UnresolvedHost)
+            else f"{type(e).__name__}: {e}"
+        )
         outcome = next_step(
             outcome=classify(status_code=None, error=error),
             attempt=delivery.attempts + 1,
@@ -129,13 +134,6 @@ def attempt(
         )
     except RefusedCallbackUrl as e:
         error, outcome = f"refused: {e.reason}", Outcome.DEAD
-    except httpx.HTTPError as e:
-        error = f"{type(e).__name__}: {e}"
-        outcome = next_step(
-            outcome=classify(status_code=None, error=error),
-            attempt=delivery.attempts + 1,
-            policy=policy,
-        )
     duration_ms = int((time.monotonic() - started) * 1000)
     status = {Outcome.DELIVERED: "delivered", Outcome.DEAD: "dead"}.get(outcome, "pending")
     retry_in_s = None
