@@ -16,8 +16,9 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
+from typing import Self
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -28,6 +29,7 @@ from infq.errors import ConfigurationError, UnknownSetting
 from infq.settings.edges import ApiSettings, TenantSettings, WebhookSettings
 from infq.settings.intake import JobLimits, KafkaSettings
 from infq.settings.ops import AutoscaleSettings, ObservabilitySettings
+from infq.settings.production import Secrets, refusals
 from infq.settings.results import CatalogueSettings, ResultSettings
 from infq.settings.scheduler import SchedulerSettings
 from infq.settings.services import (
@@ -99,6 +101,24 @@ class Settings(
         stack = StackFileSource(settings_cls, init=init_settings, env=env_settings)
         return (init_settings, env_settings, stack)
 
+    @model_validator(mode="after")
+    def _refuse_published_secrets(self) -> Self:
+        # A password printed in a public file passes "a password is set"; production
+        # names each such variable (never its value) and does not start.
+        if self.environment is not Environment.PRODUCTION:
+            return self
+        reasons = refusals(
+            Secrets(
+                database_url=self.database_url,
+                broker_url=self.broker_url,
+                s3_secret_access_key=_reveal(self.s3_secret_access_key),
+                flower_password=_reveal(self.flower_password),
+            )
+        )
+        if reasons:
+            raise ValueError("production refuses " + "; ".join(reasons))
+        return self
+
     # --- required accessors: a clear error instead of a None deep inside a client ---
     def require(self, name: str) -> str:
         """The value of a service-URL setting, or a ConfigurationError saying how to set it."""
@@ -131,6 +151,10 @@ class Settings(
 GROUPS: tuple[type[BaseModel], ...] = tuple(
     base for base in Settings.__bases__ if base is not BaseSettings
 )
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return None if secret is None else secret.get_secret_value()
 
 
 def variable_names() -> list[str]:

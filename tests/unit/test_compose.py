@@ -7,6 +7,8 @@ so that renaming a subcommand, option or setting breaks this test, not a deploy.
 
 from __future__ import annotations
 
+import re
+import secrets
 import shlex
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,10 @@ from typing import Any
 import pytest
 import typer
 import yaml
+from pydantic import ValidationError
 
 from infq.cli import app
-from infq.settings import Settings
+from infq.settings import Settings, explain_invalid
 
 COMPOSE_FILE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 INFRA_SERVICES = ("kafka", "postgres", "redis", "minio")
@@ -122,3 +125,95 @@ def test_flower_requires_auth() -> None:
     assert "FLOWER_UNAUTHENTICATED_API" not in env
     # What `infq flower` reads (INFQ_ENVIRONMENT=production refuses to run without it)
     assert env.get("INFQ_FLOWER_PASSWORD")
+
+
+# ${NAME}, ${NAME:-default}, ${NAME:?message} as compose interpolates them ($$ escapes $).
+_REFERENCE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:[-?])(?P<arg>[^}]*))?\}")
+SECRETS = ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "MINIO_ROOT_PASSWORD", "INFQ_FLOWER_PASSWORD")
+
+
+def _interpolate(value: str, environ: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        if environ.get(name):
+            return environ[name]
+        if op == ":?":
+            raise LookupError(f"{name}: {arg}")
+        return arg if op == ":-" else ""
+
+    return _REFERENCE.sub(one, value.replace("$$", "\0")).replace("\0", "$")
+
+
+def _references() -> list[tuple[str, str, str | None]]:
+    """(name, operator, where) of every ${...} in the file."""
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    return [(m["name"], m["op"] or "", m["arg"]) for m in _REFERENCE.finditer(text)]
+
+
+def test_no_secret_has_a_fallback() -> None:
+    """A password with a default is a password every reader of this file knows."""
+    used = {name for name, _, _ in _references()}
+    assert set(SECRETS) <= used
+    for name, op, _ in _references():
+        if name in SECRETS:
+            assert op == ":?", f"${{{name}}} must be required (`:?`), not `{op or 'bare'}`"
+    for service in _services().values():
+        for key, value in _environment(service).items():
+            if any(word in key for word in ("PASSWORD", "SECRET", "DATABASE_URL", "BROKER_URL")):
+                assert "${" in value, f"{key} is written into the file: {value}"
+
+
+def test_an_unset_password_stops_compose_with_its_name() -> None:
+    env = _environment(_services()["postgres"])
+    with pytest.raises(LookupError, match=r"POSTGRES_PASSWORD: set POSTGRES_PASSWORD in \.env"):
+        _interpolate(env["POSTGRES_PASSWORD"], {})
+
+
+def test_flower_is_published_on_loopback_only() -> None:
+    for port in _services()["flower"]["ports"]:
+        assert str(port).startswith("127.0.0.1:"), port
+
+
+def test_redis_requires_the_password_the_broker_url_carries() -> None:
+    environ = {name: f"{name.lower()}-0f3a9c" for name in SECRETS}
+    redis = _services()["redis"]
+    command = " ".join(_words(redis))
+    assert '--requirepass "$REDIS_PASSWORD"' in _interpolate(command, environ)
+    redis_env = {k: _interpolate(v, environ) for k, v in _environment(redis).items()}
+    assert redis_env["REDIS_PASSWORD"] == redis_env["REDISCLI_AUTH"] == environ["REDIS_PASSWORD"]
+    broker = _interpolate(_environment(_services()["worker"])["INFQ_BROKER_URL"], environ)
+    assert broker == f"redis://:{environ['REDIS_PASSWORD']}@redis:6379/0"
+
+
+def _production_settings(monkeypatch: pytest.MonkeyPatch, environ: dict[str, str]) -> Settings:
+    """Settings as a compose service of the infq image would build them."""
+    service = _environment(_services()["flower"])
+    for key, value in service.items():
+        if key.startswith("INFQ_"):
+            monkeypatch.setenv(key, _interpolate(value, environ))
+    return Settings()
+
+
+def test_generated_passwords_start_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    environ = {name: secrets.token_hex(24) for name in SECRETS}
+    settings = _production_settings(monkeypatch, environ)
+    assert settings.environment.value == "production"
+    assert environ["POSTGRES_PASSWORD"] in settings.database
+
+
+def test_the_former_defaults_are_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values this file used to fall back to, set by hand: the process stops with one
+    line naming every variable (and no value)."""
+    environ = {"POSTGRES_PASSWORD": "infq", "REDIS_PASSWORD": "change-me",
+               "MINIO_ROOT_PASSWORD": "infq-secret-key",
+               "INFQ_FLOWER_PASSWORD": "change-me"}  # fmt: skip
+    with pytest.raises(ValidationError) as caught:
+        _production_settings(monkeypatch, environ)
+    line = explain_invalid(caught.value)
+    assert line is not None
+    assert "\n" not in line
+    for name in ("INFQ_DATABASE_URL", "INFQ_BROKER_URL", "INFQ_S3_SECRET_ACCESS_KEY",
+                 "INFQ_FLOWER_PASSWORD"):  # fmt: skip
+        assert name in line
+    assert "change-me" not in line
+    assert "infq-secret-key" not in line

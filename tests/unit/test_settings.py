@@ -118,16 +118,59 @@ def test_production_without_service_urls_is_refused(
     assert "INFQ_KAFKA_BOOTSTRAP" not in message
 
 
+def _production(monkeypatch: pytest.MonkeyPatch, **variables: str) -> None:
+    """A production environment with every service URL set (and secrets of its own)."""
+    given = {
+        "INFQ_ENVIRONMENT": "production",
+        "INFQ_KAFKA_BOOTSTRAP": "kafka:9092",
+        "INFQ_DATABASE_URL": "postgresql+psycopg://db/infq",
+        "INFQ_BROKER_URL": "redis://:s3cr3t-from-vault@redis:6379/0",
+    }
+    for name, value in {**given, **variables}.items():
+        monkeypatch.setenv(name, value)
+
+
 def test_production_with_service_urls_is_accepted(
     stack_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("INFQ_ENVIRONMENT", "production")
-    monkeypatch.setenv("INFQ_KAFKA_BOOTSTRAP", "kafka:9092")
-    monkeypatch.setenv("INFQ_DATABASE_URL", "postgresql+psycopg://db/infq")
-    monkeypatch.setenv("INFQ_BROKER_URL", "redis://redis:6379/0")
+    _production(monkeypatch)
     settings = Settings()
     assert settings.environment is Environment.PRODUCTION
     assert settings.database == "postgresql+psycopg://db/infq"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "refused"),
+    [
+        ("INFQ_DATABASE_URL", "postgresql+psycopg://infq:infq@postgres:5432/infq",
+         "INFQ_DATABASE_URL carries a published default password"),
+        ("INFQ_BROKER_URL", "redis://redis:6379/0",
+         "INFQ_BROKER_URL names a remote Redis without a password"),
+        ("INFQ_S3_SECRET_ACCESS_KEY", "infq-secret-key",
+         "INFQ_S3_SECRET_ACCESS_KEY is a published default"),
+        ("INFQ_FLOWER_PASSWORD", "change-me", "INFQ_FLOWER_PASSWORD is a published default"),
+        ("INFQ_FLOWER_PASSWORD", "CHANGE-ME", "INFQ_FLOWER_PASSWORD is a published default"),
+    ],
+)  # fmt: skip
+def test_production_refuses_a_published_default_secret(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, refused: str
+) -> None:
+    """What compose and the k8s example shipped passes "a password is set"; production
+    refuses it with one line naming the variable, and never echoes the secret."""
+    _production(monkeypatch, **{variable: value})
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    # The one line an entry point prints (infq/cli/exits.py): the variable, not the value.
+    assert explain_invalid(caught.value) == f"production refuses {refused}"
+
+
+def test_a_local_stack_may_keep_its_defaults(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFQ_DATABASE_URL", "postgresql+psycopg://infq:infq@postgres:5432/infq")
+    monkeypatch.setenv("INFQ_BROKER_URL", "redis://redis:6379/0")
+    monkeypatch.setenv("INFQ_FLOWER_PASSWORD", "change-me")
+    assert Settings().environment is Environment.LOCAL
 
 
 def test_production_ignores_a_local_stack_file(
