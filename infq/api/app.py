@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from prometheus_client import make_asgi_app
 
 from infq import __version__
 from infq.api import batches, errors, health, jobs
@@ -22,7 +21,6 @@ from infq.catalogue.catalogue import for_settings
 from infq.catalogue.intake import InputLimits
 from infq.db.session import make_engine, make_sessionmaker
 from infq.dispatch.routecache import RouteCache
-from infq.metrics import families
 from infq.ops.probes import ServiceProbes
 from infq.outbox.announce import Announcer
 from infq.results.store import S3ResultStore
@@ -95,7 +93,6 @@ def create_api(settings: Settings) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(health.router)
     openai_surface.install(app)
-    # Prometheus scrapes the API on its own port (requests are counted in infq_jobs_total
-    # by the dispatcher and the announcer, like any other intake).
-    app.mount("/metrics", make_asgi_app(registry=families().registry))
+    # No /metrics here: its labels name tenants, and this port is public. `infq api`
+    # serves them on INFQ_METRICS_PORT, as every other process does.
     return app

@@ -83,7 +83,7 @@ def up() -> None:
     services = {
         "dispatcher": (infq_argv("dispatcher"), {"INFQ_METRICS_PORT": str(base + 1)}),
         "notifier": (infq_argv("notifier"), {"INFQ_METRICS_PORT": str(base + 2)}),
-        "api": (infq_argv("api"), {}),
+        "api": (infq_argv("api"), {"INFQ_METRICS_PORT": str(base + 4)}),
         "flower": (infq_argv("flower"), {}),
     }
     for name, (argv, env) in services.items():
@@ -102,8 +102,8 @@ def up() -> None:
     sink("up", f"Flower http://127.0.0.1:{settings.flower_port} (user {user}, password in "
                f"{settings.stack_dir}/flower-password); API http://{settings.api_host}:"
                f"{settings.api_port}/docs; metrics :{base + 1} dispatcher, :{base + 2} notifier, "
-               f":{base + 3} autoscaler, :{base + WORKER_METRICS_OFFSET}+n workers, "
-               f"API /metrics; Ctrl-C stops")  # fmt: skip
+               f":{base + 3} autoscaler, :{base + 4} API, :{base + WORKER_METRICS_OFFSET}+n "
+               f"workers; Ctrl-C stops")  # fmt: skip
     recorded: dict[str, int] = {}
     try:
         while not stop.wait(0.5):

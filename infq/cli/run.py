@@ -216,10 +216,13 @@ def api() -> None:
     """Run the REST API (OpenAPI at /docs) on INFQ_API_HOST:INFQ_API_PORT."""
     import uvicorn
 
+    from infq import metrics
     from infq.api.app import create_api
 
     settings = Settings()
     configure(settings.log_level)
+    # Metrics on their own port: the API's port is public, metric labels name tenants.
+    metrics.serve(settings.metrics_port, what="api")
     uvicorn.run(
         create_api(settings),
         host=settings.api_host,

@@ -18,6 +18,12 @@ class ApiSettings(BaseModel):
         ge=1024,
         description="Largest request body (but an OpenAI file upload), 413 as it streams in.",
     )
+    api_health_detail: bool = Field(
+        default=False,
+        description="`/healthz` shows why each service is down (error text names hosts "
+        "and versions; only where the API's callers are operators). Off: `ok`/`down`; "
+        "the reason is logged.",
+    )
     # The OpenAI-compatible surface (/openai/v1): OpenAI's own limits by default.
     openai_max_file_bytes: int = Field(
         default=200 * 1024 * 1024,

@@ -123,12 +123,22 @@ def test_every_error_has_the_one_shape(client: TestClient) -> None:
     assert answers["postgres down"].json()["detail"] == "postgres unavailable; retry later"
 
 
-def test_healthz_names_every_service_that_is_down(client: TestClient) -> None:
+def test_healthz_names_every_service_that_is_down(client: TestClient, settings: Settings) -> None:
     answer = client.get("/healthz")
     assert answer.status_code == 503
     body = answer.json()
     assert body["code"] == "unavailable"
     assert body["detail"] == "postgres, kafka, redis and s3 are not reachable"
+    # Which services, not why: error text names hosts and ports, and anyone may ask.
+    assert body["checks"] == dict.fromkeys(("postgres", "kafka", "redis", "s3"), "down")
+    assert "127.0.0.1" not in answer.text
+    assert settings.kafka not in answer.text
+
+
+def test_healthz_shows_the_reasons_to_an_operator_who_asks(settings: Settings) -> None:
+    detailed = settings.model_copy(update={"api_health_detail": True})
+    with TestClient(create_api(detailed), raise_server_exceptions=False) as client:
+        body = client.get("/healthz").json()
     assert set(body["checks"]) == {"postgres", "kafka", "redis", "s3"}
     assert all(state.startswith("error: ") for state in body["checks"].values())
 

@@ -393,7 +393,7 @@ def test_scaled_deployments_leave_replicas_to_keda() -> None:
 
 @pytest.mark.parametrize(
     "file",
-    ["dispatcher.yaml", "worker.yaml", "notifier.yaml"],
+    ["dispatcher.yaml", "worker.yaml", "notifier.yaml", "api.yaml"],
 )
 def test_metrics_port_is_scraped(file: str) -> None:
     doc = next(d for f, d in _manifests() if f == file and d["kind"] == "Deployment")
@@ -517,7 +517,7 @@ def test_local_prometheus_scrapes_every_process() -> None:
         for static in job["static_configs"]
         for target in static["targets"]
     }
-    ports = {9401, 9402, 9403, 8000, 5555, 9410, 9411, 9412, 9413}
+    ports = {9401, 9402, 9403, 9404, 5555, 9410, 9411, 9412, 9413}
     assert {f"127.0.0.1:{port}" for port in ports} <= targets
     flower = next(j for j in config["scrape_configs"] if "127.0.0.1:5555" in str(j))
     assert flower["basic_auth"]["username"]
