@@ -209,3 +209,42 @@ def test_a_line_of_100000_inputs_is_refused_naming_the_limit() -> None:
     assert str(lines.MAX_INPUTS_PER_LINE) in error.message
     most = _line({"model": "m", "input": ["x"] * lines.MAX_INPUTS_PER_LINE})
     assert len(lines.parse_line(most, line=1, endpoint=lines.EMBEDDINGS).inputs) == 2048
+
+
+def _request(inputs: list[str]) -> lines.EmbeddingRequest:
+    return lines.parse_line(_line({"model": "m", "input": inputs}), line=3,
+                            endpoint=lines.EMBEDDINGS)  # fmt: skip
+
+
+def test_a_line_under_the_byte_bound_is_never_tokenized() -> None:
+    def never(_: str) -> int:
+        raise AssertionError("tokenized a line its bytes already bound")
+
+    lines.check_tokens(_request(["a sentence of a few words"] * 2048), never)
+
+
+def test_a_line_over_the_token_limit_is_refused_naming_it() -> None:
+    # 2,048 inputs of 200 bytes: 413,696 bytes and specials, above 300,000 by the bound.
+    request = _request(["w" * 200] * 2048)
+    counted: list[str] = []
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return 150  # e.g. MiniLM's word pieces: 150 x 2,048 = 307,200 tokens
+
+    with pytest.raises(lines.BadLine) as caught:
+        lines.check_tokens(request, count)
+    error = caught.value.error
+    assert (error.code, error.line, error.param) == ("invalid_value", 3, "body.input")
+    assert "300000 tokens" in error.message
+    assert len(counted) < 2048, "counting stops once the limit is passed"
+
+
+def test_a_long_line_of_few_tokens_passes_when_counted() -> None:
+    lines.check_tokens(_request(["w" * 200] * 2048), lambda _: 60)  # 122,880 tokens
+
+
+def test_without_a_tokenizer_the_bytes_stand_in_for_tokens() -> None:
+    with pytest.raises(lines.BadLine):
+        lines.check_tokens(_request(["w" * 200] * 2048), lambda _: None)
+    lines.check_tokens(_request(["w" * 100] * 2048), lambda _: None)  # 208,896 by the bound

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -37,7 +37,7 @@ from infq.catalogue.checks import pick_revision
 from infq.db import batches as batch_rows
 from infq.db import openai_objects
 from infq.db.models import OpenAIBatch, OpenAIFile
-from infq.errors import RejectedRecord
+from infq.errors import InfqError, RejectedRecord
 from schemas.jobs import JobRequest, TextInput
 
 log = logging.getLogger("infq.api")
@@ -154,6 +154,7 @@ def _read(
             if isinstance(request, GenerateRequest):
                 jobs = [_generate_job(ctx, tenant, request, batch_id, len(requests))]
             else:
+                lines.check_tokens(request, _counter(ctx, request.model))
                 jobs = [_job(ctx, tenant, request, batch_id, len(requests) + i, i)
                         for i in range(len(request.inputs))]  # fmt: skip
         except lines.BadLine as e:
@@ -171,6 +172,16 @@ def _parse(raw: bytes, number: int, endpoint: str) -> lines.EmbeddingRequest | G
     if endpoint == lines.EMBEDDINGS:
         return lines.parse_line(raw, line=number, endpoint=endpoint)
     return parse_generate_line(raw, line=number, endpoint=endpoint)
+
+
+def _counter(ctx: ApiContext, model: str) -> Callable[[str], int | None]:
+    """Tokens of a text with the model's tokenizer (None: no tokenizer, or no such model,
+    which the line's jobs are refused for anyway)."""
+    try:
+        entry = ctx.catalogue.get(model)
+    except InfqError:
+        return lambda _: None
+    return lambda text: ctx.tokens.count(entry, entry.revisions[0], text)
 
 
 def _job(

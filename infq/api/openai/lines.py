@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,10 @@ BODY_FIELDS = {"model", "input", "encoding_format", "dimensions", "user"}
 # OpenAI's own limit on one embeddings request: without it one line of a file could
 # carry millions of inputs, each a job built in memory before anything is refused.
 MAX_INPUTS_PER_LINE = 2048
+# OpenAI's limit on the tokens of one embeddings request, all inputs together.
+MAX_TOKENS_PER_LINE = 300_000
+# [CLS] and [SEP] (or <s> and </s>): what a tokenizer adds to each input at most.
+SPECIAL_TOKENS_PER_INPUT = 2
 MAX_CUSTOM_ID_CHARS = 512
 
 
@@ -83,6 +87,29 @@ def parse_line(raw: bytes | str, *, line: int, endpoint: str) -> EmbeddingReques
         inputs=_inputs(body, bad),
         encoding_format=_encoding(body, bad),
     )
+
+
+def check_tokens(request: EmbeddingRequest, count: Callable[[str], int | None]) -> None:
+    """Refuse a line whose inputs hold more than :data:`MAX_TOKENS_PER_LINE` tokens.
+
+    Every token of a WordPiece or byte-level BPE vocabulary covers at least one UTF-8
+    byte, so bytes plus the special tokens bound the count from above: a line under the
+    limit by that bound (nearly every line) is never tokenized. Above it, ``count``
+    tokenizes each input until the limit is passed; without a tokenizer (``None``) the
+    bound stands in for the count."""
+    bound = sum(len(text.encode()) + SPECIAL_TOKENS_PER_INPUT for text in request.inputs)
+    if bound <= MAX_TOKENS_PER_LINE:
+        return
+    total = 0
+    for text in request.inputs:
+        counted = count(text)
+        total += len(text.encode()) + SPECIAL_TOKENS_PER_INPUT if counted is None else counted
+        if total > MAX_TOKENS_PER_LINE:
+            raise BadLine(LineError(
+                "invalid_value", request.line, f"body.input has more than "
+                f"{MAX_TOKENS_PER_LINE} tokens; one request takes at most "
+                f"{MAX_TOKENS_PER_LINE}.", "body.input",
+            ))  # fmt: skip
 
 
 def envelope(raw: bytes | str, *, line: int, endpoint: str) -> tuple[str, dict[str, Any]]:
