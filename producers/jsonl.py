@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any, Protocol
 
 import orjson
 from pydantic import ValidationError
@@ -55,18 +57,81 @@ def requests_from_lines(lines: Iterable[str], *, model: str, batch_id: str) -> l
     """Every non-blank line as a request, indexed in order from 0 (lines are numbered
     from 1 in errors, blank lines counted). Two lines with one ``custom_id`` are refused:
     it is how a caller matches results to requests."""
-    requests: list[JobRequest] = []
-    seen: dict[str, int] = {}
+    return [r for _, r in iter_requests(lines, model=model, batch_id=batch_id)]
+
+
+def iter_requests(
+    lines: Iterable[str],
+    *,
+    model: str,
+    batch_id: str,
+    custom_ids: CustomIds | None = None,
+) -> Iterator[tuple[int, JobRequest]]:
+    """``(line number, request)`` of every non-blank line, as :func:`requests_from_lines`
+    but one at a time, so a file of millions of lines is never held whole. ``custom_ids``
+    remembers the ids seen (by default exactly, in memory)."""
+    seen = custom_ids if custom_ids is not None else ExactCustomIds()
+    index = 0
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         request = request_from_line(
-            line, number=number, model=model, batch_id=batch_id, index=len(requests)
+            line, number=number, model=model, batch_id=batch_id, index=index
         )
         custom = request.custom_id
         if custom is not None:
-            if custom in seen:
-                raise BadLine(number, f"custom_id {custom!r} repeats line {seen[custom]}")
-            seen[custom] = number
-        requests.append(request)
-    return requests
+            earlier = seen.add(custom, number)
+            if earlier is not None:
+                raise BadLine(number, f"custom_id {custom!r} repeats line {earlier}")
+        index += 1
+        yield number, request
+
+
+class CustomIds(Protocol):
+    """The custom ids of a file so far."""
+
+    def add(self, custom_id: str, number: int) -> int | None:
+        """Remember ``custom_id`` at line ``number``; the line it was first seen on, if any."""
+
+
+class ExactCustomIds:
+    """Every id and its line, in memory: for bodies bounded by the API's limit."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, int] = {}
+
+    def add(self, custom_id: str, number: int) -> int | None:
+        earlier = self._lines.setdefault(custom_id, number)
+        return None if earlier == number else earlier
+
+
+class HashedCustomIds:
+    """An 8-byte digest per id, for a file of any length (about 70 bytes an id, not the
+    id and its line); a digest seen before sends it back to the file to find the line
+    that really repeats, so a collision (about 1 in 10^5 for ten million ids) costs a
+    rescan, never a wrong refusal."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._digests: set[int] = set()
+
+    def add(self, custom_id: str, number: int) -> int | None:
+        digest = int.from_bytes(blake2b(custom_id.encode(), digest_size=8).digest())
+        if digest not in self._digests:
+            self._digests.add(digest)
+            return None
+        with self._path.open(encoding="utf-8") as lines:
+            for earlier, line in enumerate(lines, start=1):
+                if earlier >= number:
+                    break
+                if _custom_id(line) == custom_id:
+                    return earlier
+        return None
+
+
+def _custom_id(line: str) -> Any:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return obj.get("custom_id") if isinstance(obj, dict) else None

@@ -11,7 +11,7 @@ send is confirmed by the broker: a job Kafka did not take raises :class:`Publish
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -113,21 +113,40 @@ class JobProducer:
         reported earlier was confirmed, and later requests were not sent.
         """
         ids: list[uuid.UUID] = []
+        for chunk in self._send_chunks(requests):
+            ids.extend(chunk)
+            if on_sent is not None:
+                on_sent(len(chunk))
+        return ids
+
+    def stream_requests(
+        self,
+        requests: Iterable[JobRequest],
+        *,
+        on_sent: Callable[[int], None] | None = None,
+    ) -> int:
+        """As :meth:`submit_requests`, but keeps no ids: for streams of any length (a
+        file of millions of lines), holding one chunk at a time. Returns how many."""
+        sent = 0
+        for chunk in self._send_chunks(requests):
+            sent += len(chunk)
+            if on_sent is not None:
+                on_sent(len(chunk))
+        return sent
+
+    def _send_chunks(self, requests: Iterable[JobRequest]) -> Iterator[list[uuid.UUID]]:
+        """Encode and send ``requests`` SEND_CHUNK at a time; each chunk's ids once
+        Kafka confirmed all of it."""
         chunk: list[tuple[uuid.UUID, bytes]] = []
         for request in requests:
             chunk.append(encode(request))
             if len(chunk) >= SEND_CHUNK:
                 self._send_chunk(chunk)
-                ids.extend(job_id for job_id, _ in chunk)
-                if on_sent is not None:
-                    on_sent(len(chunk))
+                yield [job_id for job_id, _ in chunk]
                 chunk = []
         if chunk:
             self._send_chunk(chunk)
-            ids.extend(job_id for job_id, _ in chunk)
-            if on_sent is not None:
-                on_sent(len(chunk))
-        return ids
+            yield [job_id for job_id, _ in chunk]
 
     def submit_many(
         self,

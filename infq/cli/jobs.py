@@ -7,7 +7,8 @@ command with exit status 4 and one line naming the file, the line and the field.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -31,51 +32,69 @@ from infq.settings import Settings
 from infq.tenants import accounts
 from infq.tenants.policy import DEFAULT_TENANT
 from infq.webhooks.urls import check_syntax
-from producers.jsonl import BadLine, requests_from_lines
+from producers.jsonl import BadLine, HashedCustomIds, iter_requests
 from producers.sdk import JobProducer, new_batch_id
 from schemas.jobs import JobRequest
 
 console = Console()
 
 
-def _read_requests(
-    file: Path,
-    *,
-    settings: Settings,
-    model: str,
-    batch_id: str,
-    adjust: Callable[[JobRequest], JobRequest] = lambda r: r,
-) -> list[JobRequest]:
-    """FILE's requests (each changed by ``adjust``), checked as the dispatcher will
-    check them; :class:`InvalidInput` names the first bad line.
+@dataclass(frozen=True)
+class _File:
+    """A JSONL file of requests, read one line at a time and checked as the dispatcher
+    will check them; :class:`InvalidInput` names the first bad line.
+
+    A command reads it twice: :meth:`count` checks every line (nothing is sent while a
+    line may still be bad), :meth:`send` sends, so a file of any length costs a chunk of
+    memory and a digest per ``custom_id``, never the file.
 
     The catalogue's default routes pick the revision whose tokenizer counts an input
     (the CLI reads no stored route); under another stored route the dispatcher counts
     again, as it does for every job.
     """
-    catalogue = for_settings(settings)
-    catalogue.get(model)  # an unknown model is one error for the file, not one per line
-    lines = file.read_text().splitlines()
-    try:
-        requests = requests_from_lines(lines, model=model, batch_id=batch_id)
-    except BadLine as e:
-        raise InvalidInput(f"{file}: {e}") from e
-    numbers = [n for n, line in enumerate(lines, start=1) if line.strip()]
-    tokens = InputLimits()
-    checked = []
-    for number, request in zip(numbers, requests, strict=True):
+
+    path: Path
+    settings: Settings
+    model: str
+    batch_id: str
+    adjust: Callable[[JobRequest], JobRequest] = lambda r: r
+
+    def count(self) -> int:
+        """Check every line (the first pass); how many requests the file holds."""
+        return sum(1 for _ in self._requests())
+
+    def send(self, producer: JobProducer, *, total: int, on_sent: Callable[[int], None]) -> None:
+        """Send every request (the second pass). A file that changed since :meth:`count`
+        stops the command before the batch is sealed: it never finishes short of jobs."""
+        sent = producer.stream_requests(self._requests(), on_sent=on_sent)
+        if sent != total:
+            raise InvalidInput(f"{self.path} changed while it was sent ({total} lines "
+                               f"checked, {sent} sent): the batch stays unsealed; submit "
+                               "again")  # fmt: skip
+
+    def _requests(self) -> Iterator[JobRequest]:
+        catalogue = for_settings(self.settings)
+        catalogue.get(self.model)  # an unknown model is one error, not one per line
+        tokens = InputLimits()
+        with self.path.open(encoding="utf-8") as lines:
+            numbered = iter_requests(lines, model=self.model, batch_id=self.batch_id,
+                                     custom_ids=HashedCustomIds(self.path))  # fmt: skip
+            while (read := self._next(numbered)) is not None:
+                number, request = read
+                try:
+                    checked = admit(self.adjust(request), catalogue=catalogue, tokens=tokens,
+                                    max_input_bytes=self.settings.max_input_bytes)  # fmt: skip
+                except RejectedRecord as e:
+                    raise InvalidInput(f"{self.path}: line {number}: {e.message}") from e
+                yield checked
+
+    def _next(self, numbered: Iterator[tuple[int, JobRequest]]) -> tuple[int, JobRequest] | None:
         try:
-            checked.append(
-                admit(
-                    adjust(request),
-                    catalogue=catalogue,
-                    max_input_bytes=settings.max_input_bytes,
-                    tokens=tokens,
-                )
-            )
-        except RejectedRecord as e:
-            raise InvalidInput(f"{file}: line {number}: {e.message}") from e
-    return checked
+            return next(numbered, None)
+        except BadLine as e:
+            raise InvalidInput(f"{self.path}: {e}") from e
+        except UnicodeDecodeError as e:
+            raise InvalidInput(f"{self.path}: not UTF-8 ({e.reason})") from e
 
 
 def submit(
@@ -113,14 +132,15 @@ def submit(
         raise InvalidInput("--output needs --wait (or use `infq batches results B -o FILE`)")
     if webhook_url is not None:
         check_syntax(webhook_url)
-    requests = _read_requests(file, settings=settings, model=model, batch_id=batch)
+    source = _File(file, settings, model, batch)
+    total = source.count()
     # A producer would wait half a minute for a broker that is not there.
     require_reachable(settings, "kafka", "postgres")
     with one_shot_sessions(settings.database) as sessions:
         with sessions.begin() as session:
-            accounts.check_room(session, DEFAULT_TENANT, jobs=len(requests))
+            accounts.check_room(session, DEFAULT_TENANT, jobs=total)
             created = batch_rows.create(
-                session, tenant=DEFAULT_TENANT, batch_id=batch, total_jobs=len(requests),
+                session, tenant=DEFAULT_TENANT, batch_id=batch, total_jobs=total,
                 webhook_url=webhook_url, model=model, metadata=options.metadata,
                 expires_at=options.expires_at(),
             )  # fmt: skip
@@ -135,14 +155,14 @@ def submit(
             ) as producer,
             Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar,
         ):
-            task = bar.add_task("submitting", total=len(requests))
-            producer.submit_requests(requests, on_sent=lambda n: bar.advance(task, n))
-            producer.seal_batch(batch, total_jobs=len(requests), webhook_url=webhook_url)
+            task = bar.add_task("submitting", total=total)
+            source.send(producer, total=total, on_sent=lambda n: bar.advance(task, n))
+            producer.seal_batch(batch, total_jobs=total, webhook_url=webhook_url)
             if wait:
-                computing = bar.add_task("computing", total=len(requests))
-                follow_batch(sessions, batch, total=len(requests), bar=bar, task=computing,
+                computing = bar.add_task("computing", total=total)
+                follow_batch(sessions, batch, total=total, bar=bar, task=computing,
                              timeout_s=timeout_s)  # fmt: skip
-        console.print(f"submitted {len(requests)} jobs; batch id: [bold]{batch}[/]")
+        console.print(f"submitted {total} jobs; batch id: [bold]{batch}[/]")
         if wait:
             finished_batch(settings, batch, output=output, timeout_s=timeout_s)
 
@@ -158,24 +178,20 @@ def precompute(
     """Compute FILE's inputs ahead of time, so later identical jobs are cache hits."""
     settings = Settings()
     batch = f"precompute-{new_batch_id()}"
-    requests = _read_requests(
-        file,
-        settings=settings,
-        model=model,
-        batch_id=batch,
-        adjust=lambda r: r.model_copy(update={"tenant": tenant, "cache": True}),
-    )
+    warm = {"tenant": tenant, "cache": True}
+    source = _File(file, settings, model, batch, adjust=lambda r: r.model_copy(update=warm))
+    total = source.count()
     require_reachable(settings, "kafka", "postgres")
     with one_shot_sessions(settings.database) as sessions:
         with (
             JobProducer(settings.kafka, topic=settings.jobs_topic) as producer,
             Progress(*Progress.get_default_columns(), MofNCompleteColumn(), console=console) as bar,
         ):
-            sending = bar.add_task("submitting", total=len(requests))
-            producer.submit_requests(requests, on_sent=lambda n: bar.advance(sending, n))
-            computing = bar.add_task("precomputing", total=len(requests))
+            sending = bar.add_task("submitting", total=total)
+            source.send(producer, total=total, on_sent=lambda n: bar.advance(sending, n))
+            computing = bar.add_task("precomputing", total=total)
             follow_batch(
-                sessions, batch, total=len(requests), bar=bar, task=computing,
+                sessions, batch, total=total, bar=bar, task=computing,
                 timeout_s=timeout_s,
             )  # fmt: skip
         with sessions() as session:
@@ -183,7 +199,7 @@ def precompute(
             cached = job_rows.count_cache_hits(session, batch_id=batch)
     summary = ", ".join(f"{s}: {n}" for s, n in sorted(counts.items()))
     console.print(
-        f"precomputed {len(requests)} inputs ({summary}; {cached} were already cached); "
+        f"precomputed {total} inputs ({summary}; {cached} were already cached); "
         f"batch id: [bold]{batch}[/]"
     )
 
