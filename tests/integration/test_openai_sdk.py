@@ -152,6 +152,35 @@ def test_a_malformed_file_fails_the_batch_with_line_numbered_errors(
                               completion_window="24h")  # fmt: skip
 
 
+def test_a_line_of_too_many_inputs_or_tokens_fails_the_batch_naming_the_limit(
+    api: str, tenants_made: dict[str, Credentials]
+) -> None:
+    """One line may not become 100,000 jobs (measured before the limit: no answer within
+    60 s), nor carry more tokens than OpenAI allows one request."""
+    client = _client(api, tenants_made["alpha"])
+    words = " ".join(["tokens"] * 200)  # 200 word pieces and 2 specials with MiniLM
+    body = _jsonl([
+        _request("wide", ["x"] * 100_000),
+        _request("long", [words] * 2000),  # 404,000 tokens
+        _request("fine", "fine"),
+    ])  # fmt: skip
+    uploaded = client.files.create(file=("wide.jsonl", body), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
+    )
+    assert batch.status == "failed"
+    assert batch.errors is not None
+    assert batch.errors.data is not None
+    (wide, long) = batch.errors.data
+    assert (wide.line, wide.code, wide.param) == (1, "invalid_value", "body.input")
+    assert wide.message is not None
+    assert "100000 inputs" in wide.message
+    assert "at most 2048" in wide.message
+    assert (long.line, long.code) == (2, "invalid_value")
+    assert long.message is not None
+    assert "at most 300000" in long.message
+
+
 def test_a_cancelled_batch_ends_cancelled_with_its_unrun_requests_in_the_error_file(
     api: str, tenants_made: dict[str, Credentials]
 ) -> None:
