@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from infq.db.models import Base
-from infq.db.session import make_engine
+from infq.db.session import MIGRATION_LIMITS, make_engine
 from infq.settings import Settings
 
 target_metadata = Base.metadata
@@ -25,7 +25,7 @@ def run_migrations_online() -> None:
         _run(connection)
         return
     url = context.config.get_main_option("sqlalchemy.url") or Settings().database
-    engine = make_engine(url, pool_size=1)
+    engine = make_engine(url, pool_size=1, limits=MIGRATION_LIMITS)
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

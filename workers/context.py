@@ -18,7 +18,7 @@ from infq.bus.kafka import Publisher, make_publisher
 from infq.bus.messages import WorkItem
 from infq.catalogue.catalogue import Catalogue, Lane, lane_name
 from infq.catalogue.protocol import Model
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import engine_for, make_sessionmaker
 from infq.outbox.announce import Announcer
 from infq.results.store import ResultStore, S3ResultStore
 from infq.settings import Settings
@@ -78,7 +78,7 @@ class WorkerContext:
         # One connection per thread that opens sessions (prepare, finish, announce,
         # heartbeat, and the Celery thread releasing jobs on stop), kept open: a
         # smaller pool opened and closed an overflow connection at every flush.
-        engine = make_engine(settings.database, pool_size=5)
+        engine = engine_for(settings, pool_size=5)
         return cls(
             settings=settings,
             catalogue=catalogue,

@@ -18,7 +18,7 @@ from celery import Celery, Task
 from infq.batches.finalize import finalize
 from infq.bus.celery import DELIVER_TASK, FINALIZE_TASK
 from infq.bus.kafka import make_publisher
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import engine_for, make_sessionmaker
 from infq.outbox.announce import Announcer
 from infq.results.store import S3ResultStore
 from infq.settings import Settings
@@ -38,7 +38,7 @@ class ControlContext:
     @classmethod
     def build(cls, settings: Settings, celery: Celery) -> ControlContext:
         """Create clients; they connect on first use."""
-        engine = make_engine(settings.database, pool_size=settings.webhook_concurrency)
+        engine = engine_for(settings, pool_size=settings.webhook_concurrency)
         announcer = Announcer(
             settings=settings,
             sessions=make_sessionmaker(engine),

@@ -19,7 +19,7 @@ from infq.bus.celery import create_app
 from infq.bus.kafka import Publisher, make_producer
 from infq.catalogue.catalogue import for_settings
 from infq.catalogue.intake import InputLimits
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import engine_for, make_sessionmaker
 from infq.dispatch.routecache import RouteCache
 from infq.ops.probes import ServiceProbes
 from infq.outbox.announce import Announcer
@@ -38,7 +38,7 @@ def create_api(settings: Settings) -> FastAPI:
         # The dispatcher's catalogue, read first: a bad INFQ_MODELS_FILE stops the API at
         # start, as it stops the dispatcher, instead of failing every submission.
         catalogue = for_settings(settings)
-        engine = make_engine(settings.database)
+        engine = engine_for(settings)
         sessions = make_sessionmaker(engine)
         # Fail a request fast instead of hanging for a minute when Kafka is away.
         publisher = Publisher(lambda: make_producer(settings, max_block_ms=5000))

@@ -17,7 +17,7 @@ from rich.text import Text
 
 from infq import metrics
 from infq.catalogue.catalogue import for_settings
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import engine_for, make_sessionmaker
 from infq.errors import ServiceUnavailable
 from infq.logs import configure
 from infq.ops.autoscaler import WORKER_METRICS_OFFSET, Autoscaler
@@ -55,7 +55,7 @@ def autoscale(
     settings = Settings()
     configure(settings.log_level)
     names = model or for_settings(settings).names
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     scaler = Autoscaler(settings, make_sessionmaker(engine), Supervisor(_sink()), models=names,
                         lag=LagWatcher(settings).start())  # fmt: skip
     metrics.serve(settings.metrics_port, what="autoscaler")
@@ -88,7 +88,7 @@ def up() -> None:
     }
     for name, (argv, env) in services.items():
         supervisor.start(name, argv, env=env, meta={"service": name})
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     scaler = Autoscaler(settings, make_sessionmaker(engine), supervisor,
                         models=for_settings(settings).names,
                         lag=LagWatcher(settings).start())  # fmt: skip
@@ -147,7 +147,7 @@ def overview(as_json: bool) -> None:
             pass
     health = None
     if tcp_problem(settings.database, service="postgres") is None:
-        engine = make_engine(settings.database)
+        engine = engine_for(settings)
         try:
             with make_sessionmaker(engine)() as session:
                 health = collect(settings, session, kafka_lag=lag)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from infq.bus.celery import create_app, model_queue
 from infq.bus.kafka import make_consumer, make_publisher
 from infq.catalogue.catalogue import batch_sizes, for_settings
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import engine_for, make_sessionmaker
 from infq.dispatch.dispatcher import Dispatcher
 from infq.dispatch.scheduler import Scheduler
 from infq.logs import configure
@@ -80,7 +80,7 @@ def dispatcher() -> None:
     """Consume infq.jobs and record jobs in Postgres; runs the scheduler too (until SIGTERM)."""
     settings = Settings()
     configure(settings.log_level)
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     sessions = make_sessionmaker(engine)
     celery = create_app(settings)
     consumer = make_consumer(
@@ -120,7 +120,7 @@ def scheduler() -> None:
     """Run only the scheduler: hand out work within windows, expire leases, sweep the outbox."""
     settings = Settings()
     configure(settings.log_level)
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     sessions = make_sessionmaker(engine)
     loop = _scheduler(settings, sessions, create_app(settings))
     _serve_metrics(settings, sessions, what="scheduler", report_work=True)

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
-from infq.db.session import make_engine
+from infq.db.session import MIGRATION_LIMITS, make_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # Arbitrary constant: serialises concurrent `infq init` runs on one database.
@@ -25,7 +25,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_to_head(database_url: str) -> None:
     """Apply every pending migration; concurrent callers wait for each other."""
-    engine = make_engine(database_url, pool_size=1)
+    engine = make_engine(database_url, pool_size=1, limits=MIGRATION_LIMITS)
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _ADVISORY_LOCK_ID})

@@ -101,8 +101,9 @@ def prune_processes(session: Session, *, stale_after_s: float) -> int:
     """Forget processes silent for much longer than a lease (they are gone)."""
     result = session.execute(
         text(
-            "DELETE FROM worker_processes "
-            "WHERE heartbeat_at < now() - make_interval(secs => :stale)"
+            "DELETE FROM worker_processes WHERE process_id IN (SELECT process_id "
+            "FROM worker_processes WHERE heartbeat_at < now() - make_interval(secs => :stale) "
+            "FOR UPDATE SKIP LOCKED)"
         ),
         {"stale": stale_after_s},
     )

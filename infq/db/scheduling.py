@@ -24,6 +24,8 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from infq.db.locks import skipped_if_locked
+
 # A lease owner fences its own work: only the owner may finish or renew a job.
 _CLAIMABLE = (
     "status = 'queued' AND coalesced_into IS NULL AND "
@@ -195,39 +197,52 @@ class Expiry:
         self.counts[(model, outcome)] = self.counts.get((model, outcome), 0) + 1
 
 
-def expire_leases(session: Session, *, max_attempts: int) -> Expiry:
-    """Send every job whose lease ran out back to ready, or fail it after N lost workers."""
+# Expired leases handled per statement: a million of them (a fleet lost at once) are
+# worked through in bounded steps, a few per maintenance period.
+EXPIRY_STEP = 2000
+
+# Each statement takes its rows with SKIP LOCKED: a row locked by a session whose host
+# died mid-finish is stepped around (and expired once Postgres ends that session), so
+# it never stops the recovery of every other job.
+_RETURN_SQL = text(
+    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE job_id IN ("
+    "  SELECT job_id FROM jobs WHERE lease_expires_at < now() AND status = 'queued' "
+    "  LIMIT :step FOR UPDATE SKIP LOCKED) RETURNING model"
+)
+_REQUEUE_SQL = text(
+    "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE job_id IN ("
+    "  SELECT job_id FROM jobs WHERE lease_expires_at < now() AND status = 'running' "
+    "  AND attempts < :max LIMIT :step FOR UPDATE SKIP LOCKED) RETURNING model"
+)
+_LOST_SQL = text(
+    "UPDATE jobs SET status = 'failed', finished_at = now(), error_code = 'worker_lost', "
+    "error_message = 'the worker computing it was lost ' || attempts || ' times', "
+    "lease_owner = NULL, lease_expires_at = NULL WHERE job_id IN ("
+    "  SELECT job_id FROM jobs WHERE lease_expires_at < now() AND status = 'running' "
+    "  AND attempts >= :max LIMIT :step FOR UPDATE SKIP LOCKED) RETURNING job_id, model"
+)
+
+
+def expire_leases(session: Session, *, max_attempts: int, step: int = EXPIRY_STEP) -> Expiry:
+    """Send up to ``step`` jobs of each kind whose lease ran out back to ready, or fail
+    them after N lost workers. Rows other sessions hold locked wait for a later sweep;
+    each statement is a savepoint of its own, so a batch row locked behind the
+    worker_lost one (the counter trigger updates it) costs that statement only."""
     out = Expiry()
-    returned = session.execute(
-        text(
-            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL "
-            "WHERE lease_expires_at < now() AND status = 'queued' RETURNING model"
-        )
-    )
-    for (model,) in returned.tuples():
-        out.returned += 1
-        out._add(model, "returned")
-    rows = session.execute(
-        text(
-            "UPDATE jobs SET "
-            "status = CASE WHEN attempts >= :max THEN 'failed' ELSE 'queued' END, "
-            "finished_at = CASE WHEN attempts >= :max THEN now() END, "
-            "error_code = CASE WHEN attempts >= :max THEN 'worker_lost' END, "
-            "error_message = CASE WHEN attempts >= :max THEN "
-            "'the worker computing it was lost ' || attempts || ' times' END, "
-            "lease_owner = NULL, lease_expires_at = NULL "
-            "WHERE lease_expires_at < now() AND status = 'running' "
-            "RETURNING job_id, status, model"
-        ),
-        {"max": max_attempts},
-    )
-    for job_id, status, model in rows.tuples():
-        if status == "failed":
-            out.failed.append(job_id)
-            out._add(model, "worker_lost")
-        else:
+    params = {"max": max_attempts, "step": step}
+    with skipped_if_locked(session, "returning handed-out jobs"):
+        for (model,) in session.execute(_RETURN_SQL, params).tuples():
+            out.returned += 1
+            out._add(model, "returned")
+    with skipped_if_locked(session, "requeueing jobs of lost workers"):
+        for (model,) in session.execute(_REQUEUE_SQL, params).tuples():
             out.retried += 1
             out._add(model, "requeued")
+    with skipped_if_locked(session, "failing jobs lost too often"):
+        for job_id, model in session.execute(_LOST_SQL, params).tuples():
+            out.failed.append(job_id)
+            out._add(model, "worker_lost")
     return out
 
 

@@ -1,4 +1,13 @@
-"""Engine and session factories. Nothing connects until a session is used."""
+"""Engine and session factories. Nothing connects until a session is used.
+
+Every session infq opens carries server-side bounds (:class:`SessionLimits`): a worker
+host that dies mid-transaction leaves its session idle in transaction, holding row
+locks, and without these Postgres keeps it until TCP keepalive gives up (about two hours
+by default) while lease expiry and every sweep wait behind it. Postgres ends such a
+session itself after ``idle_in_transaction_session_timeout``; ``lock_timeout`` and
+``statement_timeout`` turn a wait behind anything else into an error that is retried;
+keepalives notice a peer that vanished from the network in about a minute.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +15,14 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
+
+from infq.settings import Settings
 
 # A connection back in the pool for longer than this is pinged before it is handed
 # out again (a restarted Postgres is reconnected transparently). One reused at once,
@@ -19,14 +31,77 @@ from sqlalchemy.orm import Session, sessionmaker
 PING_IDLE_AFTER_S = 1.0
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
-    """An engine that pings idle connections and codes JSON with orjson."""
+# libpq's TCP keepalives: the first probe after this much silence, then one every
+# interval, and the connection is dead after COUNT unanswered (about a minute in all).
+KEEPALIVE_IDLE_S = 30
+KEEPALIVE_INTERVAL_S = 10
+KEEPALIVE_COUNT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class SessionLimits:
+    """What Postgres bounds in every session of an engine (0: no bound)."""
+
+    statement_timeout_s: float = 300.0
+    lock_timeout_s: float = 30.0
+    idle_in_transaction_timeout_s: float = 60.0
+
+    @classmethod
+    def of(cls, settings: Settings) -> SessionLimits:
+        """The bounds the ``INFQ_DB_*`` settings ask for."""
+        return cls(
+            statement_timeout_s=settings.db_statement_timeout_s,
+            lock_timeout_s=settings.db_lock_timeout_s,
+            idle_in_transaction_timeout_s=settings.db_idle_in_transaction_timeout_s,
+        )
+
+    def connect_args(self) -> dict[str, Any]:
+        """libpq connection parameters: the bounds as server options, and keepalives."""
+        bounds = {
+            "statement_timeout": self.statement_timeout_s,
+            "lock_timeout": self.lock_timeout_s,
+            "idle_in_transaction_session_timeout": self.idle_in_transaction_timeout_s,
+        }
+        options = " ".join(f"-c {name}={round(s * 1000)}" for name, s in bounds.items() if s > 0)
+        args: dict[str, Any] = {
+            "keepalives": 1,
+            "keepalives_idle": KEEPALIVE_IDLE_S,
+            "keepalives_interval": KEEPALIVE_INTERVAL_S,
+            "keepalives_count": KEEPALIVE_COUNT,
+            # Unacknowledged data (a write to a host that vanished) gives up as fast.
+            "tcp_user_timeout": (KEEPALIVE_IDLE_S + KEEPALIVE_INTERVAL_S * KEEPALIVE_COUNT) * 1000,
+        }
+        if options:
+            args["options"] = options
+        return args
+
+
+# Migrations may rewrite a large table and wait for other `infq init` runs: unbounded.
+MIGRATION_LIMITS = SessionLimits(
+    statement_timeout_s=0, lock_timeout_s=0, idle_in_transaction_timeout_s=0
+)
+
+
+def make_engine(
+    database_url: str, *, pool_size: int = 5, limits: SessionLimits | None = None
+) -> Engine:
+    """An engine that pings idle connections, codes JSON with orjson and bounds every
+    session by ``limits`` (default: :class:`SessionLimits`'s defaults)."""
     engine = create_engine(
-        database_url, pool_size=pool_size, json_serializer=_dumps, json_deserializer=_loads
+        database_url,
+        pool_size=pool_size,
+        json_serializer=_dumps,
+        json_deserializer=_loads,
+        connect_args=(limits or SessionLimits()).connect_args(),
     )
     event.listen(engine, "checkin", _on_checkin)
     event.listen(engine, "checkout", _on_checkout)
     return engine
+
+
+def engine_for(settings: Settings, *, pool_size: int = 5) -> Engine:
+    """The engine of a long-running process: bounded as its settings say."""
+    return make_engine(settings.database, pool_size=pool_size, limits=SessionLimits.of(settings))
 
 
 # jsonb columns (results, params, metadata) through orjson: the standard library's json

@@ -30,7 +30,7 @@ from infq.batches.follow import final_count, follow_batch
 from infq.bus.kafka import make_publisher
 from infq.db import batches as batch_rows
 from infq.db.models import Job
-from infq.db.session import make_engine, make_sessionmaker
+from infq.db.session import engine_for, make_sessionmaker
 from infq.demo.stats import batch_histogram, percentile
 from infq.ops.autoscaler import Autoscaler, Point, changes, gpu_count
 from infq.ops.lag import LagWatcher
@@ -117,7 +117,7 @@ class Services:
 
 def run_demo(settings: Settings, console: Console) -> None:
     """The demo proper, against the stack ``settings`` points at."""
-    engine = make_engine(settings.database)
+    engine = engine_for(settings)
     sessions = make_sessionmaker(engine)
     services = Services.start(settings, sessions)
     columns = (

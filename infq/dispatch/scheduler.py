@@ -15,7 +15,9 @@ Every tick (``scheduler_interval_ms``, or at once when the dispatcher recorded j
   final but which were never finished.
 
 Several schedulers may run (one per dispatcher): hand-out uses ``SKIP LOCKED`` and
-maintenance statements are idempotent.
+maintenance statements are idempotent. No maintenance step waits behind a row another
+session holds (a host that died mid-transaction): expiry skips locked rows, and a step
+whose lock wait gives up is retried next period (:mod:`infq.db.locks`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 import math
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 from celery import Celery
@@ -34,6 +37,7 @@ from infq.db import batches as batch_rows
 from infq.db import ledger, processes, scheduling
 from infq.db import webhooks as webhook_rows
 from infq.db.final import final_unnotified, load_final
+from infq.db.locks import skipped_if_locked, wait_at_most
 from infq.dispatch.enqueue import publish_jobs
 from infq.metrics import families
 from infq.outbox.announce import Announcer
@@ -43,6 +47,8 @@ from infq.settings import Settings
 log = logging.getLogger("infq.scheduler")
 
 OUTBOX_BATCH = 1000
+# The longest a maintenance statement waits for a row lock before its step gives way.
+MAINTENANCE_LOCK_WAIT_MS = 2000
 
 
 def window_size(*, slots: int, max_batch_size: int, window_batches: float) -> int:
@@ -171,15 +177,20 @@ class Scheduler:
         with self.sessions.begin() as session:
             if not scheduling.try_lead(session, name="maintenance"):
                 return
+            # No step waits long for a row another session holds (infq.db.locks).
+            wait_at_most(session, ms=MAINTENANCE_LOCK_WAIT_MS)
             expiry = scheduling.expire_leases(session, max_attempts=s.max_attempts)
-            processes.prune_processes(session, stale_after_s=max(60.0, 20 * s.lease_s))
+            with skipped_if_locked(session, "pruning silent processes"):
+                processes.prune_processes(session, stale_after_s=max(60.0, 20 * s.lease_s))
             unnotified = final_unnotified(
                 session, older_than_s=s.outbox_grace_s, limit=OUTBOX_BATCH
             )
             overdue = webhook_rows.take_overdue(
                 session, grace_s=s.outbox_grace_s, limit=OUTBOX_BATCH
             )
-            expired = batch_rows.expire_due(session, limit=OUTBOX_BATCH)
+            expired: list[uuid.UUID] = []
+            with skipped_if_locked(session, "expiring batches past their window"):
+                expired = batch_rows.expire_due(session, limit=OUTBOX_BATCH)
             unfinished = batch_rows.unfinished_ready(session, limit=OUTBOX_BATCH)
             orphans = ledger.abandoned(session, older_than_s=s.lease_s, limit=OUTBOX_BATCH)
         for uri in orphans:

@@ -60,6 +60,24 @@ class ServiceSettings(BaseModel):
         default=None, description="The secret of `INFQ_S3_ACCESS_KEY_ID`."
     )
 
+    # Server-side bounds on every Postgres session infq opens (infq/db/session.py).
+    db_statement_timeout_s: float = Field(
+        default=300.0, ge=0, description="Postgres `statement_timeout` of infq's sessions."
+    )
+    db_lock_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="Postgres `lock_timeout`: a statement waiting longer for a row lock "
+        "fails and is retried (0: waits forever).",
+    )
+    db_idle_in_transaction_timeout_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Postgres ends a session of infq's idle in a transaction this long (a "
+        "host that died mid-transaction), releasing its locks (0: never). With PgBouncer "
+        "in transaction mode set all three as role defaults and these to 0.",
+    )
+
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:
         # A production process that fell back to defaults would talk to nothing useful.

@@ -11,7 +11,7 @@ import pytest
 
 from infq.settings import Settings
 from infq.stack.supervisor import Stack
-from tests.chaos.world import Row
+from tests.chaos.world import Row, World
 from tests.integration.harness import settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,16 @@ def chaos_env(chaos_stack: Stack) -> dict[str, str]:
 def chaos_base(chaos_env: dict[str, str]) -> Settings:
     """Settings of the chaos stack itself (worlds derive theirs from it)."""
     return settings_for(chaos_env)
+
+
+@pytest.fixture
+def world_factory(chaos_env: dict[str, str], chaos_base: Settings) -> Iterator[list[World]]:
+    """Worlds made by a test, closed after it."""
+    del chaos_env, chaos_base
+    worlds: list[World] = []
+    yield worlds
+    for w in worlds:
+        w.close()
 
 
 @pytest.fixture

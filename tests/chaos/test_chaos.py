@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psutil
@@ -33,15 +32,6 @@ from tests.integration.harness import InfqProcess, Receiver, wait_for
 pytestmark = pytest.mark.chaos
 
 ECHO = ("worker", "--model", "echo")
-
-
-@pytest.fixture
-def world_factory(chaos_env: dict[str, str], chaos_base: Settings) -> Iterator[list[World]]:
-    """Worlds made by a test, closed after it."""
-    worlds: list[World] = []
-    yield worlds
-    for w in worlds:
-        w.close()
 
 
 def make_world(

@@ -1,16 +1,17 @@
 """The engine's idle ping on a real Postgres: a connection that sat idle in the pool and
 died meanwhile (Postgres restarted, the network dropped) is replaced at checkout, with
-every older pooled connection, instead of failing the caller's first statement."""
+every older pooled connection, instead of failing the caller's first statement; and the
+bounds every session of infq carries."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import exc, text
 
 from infq.db import session as db_session
-from infq.db.session import make_engine
+from infq.db.session import SessionLimits, engine_for, make_engine
 from infq.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -40,3 +41,41 @@ def test_an_idle_connection_killed_meanwhile_is_replaced_at_checkout(
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_every_session_carries_infqs_bounds(settings: Settings) -> None:
+    engine = engine_for(settings)
+    try:
+        with engine.connect() as conn:
+            names = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+            shown = {name: conn.scalar(text(f"SHOW {name}")) for name in names}
+    finally:
+        engine.dispose()
+    assert shown == {"statement_timeout": "5min", "lock_timeout": "30s",
+                     "idle_in_transaction_session_timeout": "1min"}  # fmt: skip
+
+
+def test_a_session_left_idle_in_a_transaction_is_ended_and_its_locks_released(
+    settings: Settings,
+) -> None:
+    """A host that dies mid-transaction leaves its session idle in it, holding row locks
+    that every sweep would wait behind; Postgres ends it after the bound."""
+    held = make_engine(settings.database, pool_size=1,
+                       limits=SessionLimits(idle_in_transaction_timeout_s=1.0))  # fmt: skip
+    other = make_engine(settings.database, pool_size=1,
+                        limits=SessionLimits(lock_timeout_s=10.0))  # fmt: skip
+    try:
+        vanished = held.connect()
+        vanished.execute(text("SELECT job_id FROM jobs LIMIT 0"))
+        vanished.execute(text("SELECT pg_advisory_xact_lock(4242)"))  # held until it ends
+        started = time.monotonic()
+        with other.begin() as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(4242)"))
+        waited_s = time.monotonic() - started
+        assert 0.5 < waited_s < 5, f"waited {waited_s:.1f} s behind a session gone idle"
+        with pytest.raises(exc.DBAPIError):
+            vanished.execute(text("SELECT 1"))
+        vanished.close()
+    finally:
+        held.dispose()
+        other.dispose()
