@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -151,6 +152,47 @@ def make_consumer(settings: Settings, *, topics: list[str], group_id: str) -> Ka
         max_partition_fetch_bytes=max(1024 * 1024, settings.max_record_bytes * 2),
         reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
     )
+
+
+def read_until(
+    settings: Settings, topic: str, *, before_ms: int, idle_s: float = 3.0
+) -> Iterator[Any]:
+    """Every record (kafka-python's ``ConsumerRecord``) of ``topic`` from its start that
+    was written before ``before_ms`` (epoch ms), without a consumer group (nothing is
+    committed).
+
+    A partition ends at its first later record, or when a poll brings nothing for
+    ``idle_s``: end offsets are not asked for (Tansu's ``ListOffsets`` answers the base
+    of the last batch, not the high watermark), so a topic written to while it is read
+    is still read to an end."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=max(1024 * 1024, settings.max_record_bytes * 2),
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+    )
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning()
+        open_ = set(partitions)
+        quiet_since = time.monotonic()
+        while open_ and time.monotonic() - quiet_since < idle_s:
+            polled = consumer.poll(timeout_ms=500)
+            if any(polled.values()):
+                quiet_since = time.monotonic()
+            for tp, records in polled.items():
+                for record in records:
+                    if tp not in open_:
+                        break
+                    if record.timestamp >= before_ms:
+                        open_.discard(tp)
+                        consumer.pause(tp)
+                        break
+                    yield record
+    finally:
+        consumer.close()
 
 
 def ensure_topics(settings: Settings) -> list[str]:

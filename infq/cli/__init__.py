@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from infq.cli import admin, batches, jobs, jobs_admin, models, ops, run, stack, tenants
+from infq.cli import admin, batches, dlq, jobs, jobs_admin, models, ops, run, stack, tenants
 from infq.cli.bench import bench
 from infq.cli.demo import demo
 from infq.cli.exits import explain
@@ -26,6 +26,7 @@ app.add_typer(admin.cache_app, name="cache")
 app.add_typer(models.app, name="models")
 app.add_typer(batches.app, name="batches")
 app.add_typer(jobs_admin.app, name="jobs")
+app.add_typer(dlq.app, name="dlq")
 app.command("init")(run.init)
 app.command("dispatcher")(run.dispatcher)
 app.command("scheduler")(run.scheduler)

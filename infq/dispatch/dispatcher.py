@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from infq.bus.kafka import Publisher
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.intake import InputLimits
+from infq.db.locks import sqlstate
 from infq.dispatch.dead_letters import dead_letter
 from infq.dispatch.routecache import RouteCache
 from infq.dispatch.seals import decode_seals
@@ -47,6 +48,16 @@ from infq.outbox.announce import Announcer
 from infq.settings import Settings
 
 log = logging.getLogger("infq.dispatcher")
+
+
+def why(error: BaseException) -> str:
+    """A failed round's cause in one line: the service's own words, first line only."""
+    cause = getattr(error, "orig", None) or error
+    first = (str(cause).strip().splitlines() or [""])[0][:300]
+    state = sqlstate(error)
+    if state is not None:
+        return f"Postgres refuses the round (SQLSTATE {state}: {first})"
+    return f"{type(cause).__name__}: {first}" if first else type(cause).__name__
 
 
 @dataclass
@@ -110,12 +121,15 @@ class Dispatcher:
             started = time.monotonic()
             try:
                 report = self.run_once()
-            except Exception:
-                # Postgres, Redis or Kafka is away: nothing of this round is committed,
-                # so rewind to the committed offsets and try again after a pause.
+            except Exception as e:
+                # Postgres, Redis or Kafka is away, or Postgres takes no record now (read
+                # only, an old schema): nothing of this round is committed, so rewind to
+                # the committed offsets and try again after a pause. One line each time;
+                # the traceback once per streak.
                 failures += 1
                 delay_s = min(30.0, 0.5 * 2**failures)
-                log.exception("round failed; retrying in %.1f s", delay_s)
+                log.error("intake paused: %s; retrying in %.1f s", why(e), delay_s,
+                          exc_info=failures == 1)  # fmt: skip
                 self._stop.wait(delay_s)
                 self._rewind()
                 continue

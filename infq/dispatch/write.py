@@ -5,6 +5,12 @@ job rows are written together; if Postgres refuses the data of the round, the ro
 is bisected until each refused record stands alone and is dead-lettered with
 Postgres' reason (:mod:`infq.dispatch.dead_letters`), so one bad record never stops
 the records behind it.
+
+Only an error about a record's data bisects (:func:`about_the_data`). A read-only
+standby after a failover, a schema older than the code, a missing permission or a full
+disk refuse every record alike, and dead-lettering them would lose good jobs for where
+the database is: those errors propagate, and the dispatcher pauses intake, says why
+and retries the round whole, its offsets uncommitted.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db.batches import BatchKey
 from infq.db.final import FinalJob, load_final
+from infq.db.locks import sqlstate
 from infq.dispatch.admission import plan
 from infq.dispatch.metering import count_admitted
 from infq.dispatch.refusals import over_max_queued, split_late
@@ -31,6 +38,26 @@ from infq.dispatch.seals import Seal, batch_finished, batch_reused
 from infq.dispatch.triage import Accepted, Record, Rejection, conflict
 
 log = logging.getLogger("infq.dispatcher")
+
+# SQLSTATE classes about a value of the statement: 22 data exception (out of range, bad
+# encoding, a NUL in text), 23 integrity constraint violation. Every other class (25
+# read-only transaction, 42 missing column or permission, 53 disk full, 57 shutdown,
+# 08 connection, 40 deadlock, ...) is about the database.
+DATA_CLASSES = ("22", "23")
+
+
+def about_the_data(error: BaseException) -> bool:
+    """Whether a write failed because of what some record holds (so bisecting finds
+    it), not because the database takes no record now."""
+    if isinstance(error, sa_exc.DBAPIError):
+        state = sqlstate(error)
+        if state is None:  # refused by the driver before sending (a NUL byte in text)
+            return isinstance(error, sa_exc.DataError | sa_exc.IntegrityError)
+        return state[:2] in DATA_CLASSES
+    # A value the driver or the JSON encoder could not turn into SQL.
+    return isinstance(error, sa_exc.StatementError) and isinstance(
+        error.orig, TypeError | ValueError | OverflowError
+    )
 
 
 Entry = Seal | Accepted | Rejection
@@ -80,16 +107,16 @@ class RoundWriter:
     def write(self, entries: Sequence[Entry]) -> Written:
         """Write entries in one transaction; if Postgres refuses their data, bisect.
 
-        Infrastructure errors (connection lost, server restarting) propagate: the round
-        is retried whole. Any other database error is about the data, so halves are
+        An error about the data (:func:`about_the_data`) splits the entries in halves,
         written separately until each refused record stands alone; it is dead-lettered
-        with Postgres' reason instead of stopping every record behind it.
+        with Postgres' reason instead of stopping every record behind it. Any other
+        error propagates: the round is retried whole.
         """
         try:
             return self._write(entries)
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError):
-            raise
         except Exception as e:
+            if not about_the_data(e):
+                raise
             if len(entries) > 1:
                 middle = len(entries) // 2
                 return self.write(entries[:middle]).merge(self.write(entries[middle:]))

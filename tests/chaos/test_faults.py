@@ -7,9 +7,9 @@ import time
 import uuid
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, make_url, text
 
-from infq.db.session import engine_for
+from infq.db.session import engine_for, make_engine
 from infq.settings import Settings
 from tests.chaos.test_chaos import (
     ECHO,
@@ -27,6 +27,8 @@ pytestmark = pytest.mark.chaos
 # The vanished session's server-side end: longer than the recovery budget, so the other
 # jobs can only recover in time if maintenance steps around the lock.
 IDLE_IN_TRANSACTION_S = 30.0
+# How long the database stays read-only while records arrive.
+READ_ONLY_S = 8.0
 
 
 def test_a_locked_row_of_a_vanished_session_during_a_worker_kill(
@@ -74,3 +76,49 @@ def test_a_locked_row_of_a_vanished_session_during_a_worker_kill(
     assert_clean(row, duplicates_allowed=world.settings.max_batch_size)
     assert recover_s <= RECOVERY_BUDGET_S, row
     assert locked_s <= IDLE_IN_TRANSACTION_S + RECOVERY_BUDGET_S, row
+
+
+def _set_read_only(world: World, admin: Engine, on: bool) -> None:
+    """Make the world's database read-only (as a standby is after a failover) or
+    writable again; every open session of it is ended, so each reconnects and sees it."""
+    database = make_url(world.settings.database).database
+    setting = (
+        "SET default_transaction_read_only = on" if on else "RESET default_transaction_read_only"
+    )
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f'ALTER DATABASE "{database}" {setting}'))
+        others = text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = :db AND pid <> pg_backend_pid()")  # fmt: skip
+        conn.execute(others, {"db": database})
+
+
+def test_the_database_turning_read_only_during_intake(
+    chaos_env: dict[str, str], chaos_base: Settings, world_factory: list[World],
+    record_row: list[Row],
+) -> None:  # fmt: skip
+    """Measured before the fix: every record the dispatcher polled while Postgres was
+    read-only bisected down to a `database_refused` dead letter, and its offset was
+    committed: good jobs lost because of where the database was, not what they held."""
+    world = make_world(world_factory, chaos_env, chaos_base, "read_only")
+    world.start("dispatcher")
+    world.start(*ECHO)
+    world.wait_registered(1)
+    admin = make_engine(chaos_base.database, pool_size=1)
+    try:
+        # Given the database read-only while jobs arrive
+        _set_read_only(world, admin, True)
+        ids = world.submit(400)
+        time.sleep(READ_ONLY_S)
+        # When it is writable again
+        _set_read_only(world, admin, False)
+        back_at = time.monotonic()
+    finally:
+        _set_read_only(world, admin, False)
+        admin.dispose()
+    # Then every job lands and succeeds: nothing was dead-lettered meanwhile
+    recover_s = world.wait_final(ids, timeout_s=120)
+    row = world.measure("database read-only during intake", ids, recover_s=recover_s)
+    row.notes = f"read-only for {READ_ONLY_S:.0f} s; recovered {time.monotonic() - back_at:.0f} s"
+    record_row.append(row)
+    assert_clean(row)
+    assert recover_s <= RECOVERY_BUDGET_S, row

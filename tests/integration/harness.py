@@ -302,3 +302,16 @@ def isolated_env(
 def settings_for(env: dict[str, str]) -> Settings:
     """Settings as a process started with ``env`` would build them (from the environment)."""
     return settings_from(env)
+
+
+def run_infq(
+    args: list[str], env: dict[str, str], *, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``infq ARGS`` as a user runs it (``python -m infq``), its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "infq", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
