@@ -11,23 +11,22 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from infq.bus.messages import WorkItem
 from infq.db import cache as cache_rows
 from infq.db import jobs as job_rows
 from infq.db import ledger, scheduling
 from infq.db.final import FinalJob, load_final
-from infq.db.jobs import Finish
 from infq.errors import InfqError
-from infq.results.layout import batch_key, build_body, inline_value
+from infq.results.layout import batch_key
 from schemas.status import JobStatus
 from workers import stages
-from workers.batching import Outcome
 from workers.cache_fill import cache_entries
 from workers.context import WorkerContext
+from workers.storing import drop_object, store
 
 log = logging.getLogger("infq.worker")
 
@@ -165,7 +164,7 @@ def complete(
         return batch_key(worker_batch_id=report.worker_batch_id, at=at, tenant=tenant)
 
     finishes = retrying(
-        lambda: _store(ctx, outcomes, sizes, report.worker_batch_id, key_of=key_of, owner=owner),
+        lambda: store(ctx, outcomes, sizes, report.worker_batch_id, key_of=key_of, owner=owner),
         what="store",
         keep_trying=keep_trying,
     )
@@ -190,7 +189,7 @@ def complete(
     report.finished = finished
     report.fenced = len(claimed) - sum(1 for j in finished if j.coalesced_into is None)
     for uri in unused:
-        _drop_object(ctx, uri)
+        drop_object(ctx, uri)
     report.succeeded = sum(1 for f in finishes if f.status is JobStatus.SUCCEEDED)
     report.failed = len(finishes) - report.succeeded
     log.info(
@@ -219,68 +218,3 @@ def announce(ctx: WorkerContext, report: FlushReport) -> None:
         ctx.announcer.jobs_final(report.finished)
     except Exception:
         log.exception("announcing a flush failed; the outbox will retry")
-
-
-def _store(
-    ctx: WorkerContext,
-    outcomes: list[Outcome[WorkItem, Any]],
-    sizes: dict[str, int],
-    worker_batch_id: uuid.UUID,
-    *,
-    key_of: Callable[[str], str],
-    owner: str,
-) -> list[Finish]:
-    """Small results inline; the rest in one object per tenant of the flush (one PUT
-    each, however many jobs), noted in the ledger first so that a crash before the
-    commit leaves no orphan. Tenants never share an object (see ``batch_key``)."""
-    finishes: list[Finish] = []
-    large: dict[str, dict[uuid.UUID, tuple[Finish, Any]]] = {}
-    for o in outcomes:
-        lane = ctx.lanes.get(ctx.lane_of(o.item) or "")
-        done = Finish(
-            job_id=uuid.UUID(o.item.job_id),
-            status=JobStatus.SUCCEEDED,
-            batch_size=sizes[o.item.job_id],
-            worker_batch_id=worker_batch_id,
-            model_revision=lane.revision.name if lane else o.item.revision or "unknown",
-        )
-        if o.error is not None:
-            finishes.append(
-                replace(
-                    done,
-                    status=JobStatus.FAILED,
-                    error_code=o.error.code,
-                    error_message=o.error.message,
-                )
-            )
-            continue
-        small = inline_value(o.result, inline_max_bytes=ctx.settings.inline_result_max_bytes)
-        if small is not None:
-            finishes.append(replace(done, result_inline=small))
-        else:
-            large.setdefault(o.item.tenant, {})[done.job_id] = (done, o.result)
-    if large:
-        with ctx.sessions.begin() as session:
-            for tenant in large:
-                ledger.note(session, uri=ctx.store.uri_of(key_of(tenant)), owner=owner)
-    for tenant, own in large.items():
-        body, spans = build_body([(job_id, result) for job_id, (_, result) in own.items()])
-        uri = ctx.store.put(key_of(tenant), body)
-        finishes.extend(
-            replace(
-                own[s.job_id][0], result_uri=uri, result_offset=s.offset, result_length=s.length
-            )
-            for s in spans
-        )
-    return finishes
-
-
-def _drop_object(ctx: WorkerContext, uri: str) -> None:
-    """Every job with a result in ``uri`` went to another owner: it serves nobody. The
-    ledger note goes last, so a crash in between still leaves it to the sweeper."""
-    try:
-        ctx.store.delete(uri)
-        with ctx.sessions.begin() as session:
-            ledger.recorded(session, uri)
-    except Exception:
-        log.exception("could not drop an unused result object; the sweeper will")

@@ -1,9 +1,15 @@
 """Pure layout of result payloads: one object per worker batch, one JSON line per job.
 
-A worker batch writes ``results/<yyyy>/<mm>/<dd>/<worker_batch_id>.jsonl`` once;
-each job's row keeps ``(uri, offset, length)`` of its line, so one job's result is one
-ranged GET and a whole batch is one PUT. Results under ``inline_max_bytes`` stay in
-Postgres instead and never touch S3.
+A worker batch writes ``results/<yyyy>/<mm>/<dd>/<tenant>/<worker_batch_id>.jsonl``
+once per tenant; each job's row keeps ``(uri, offset, length)`` of its line, so one
+job's result is one ranged GET and a whole batch is one PUT. Results under
+``inline_max_bytes`` stay in Postgres instead and never touch S3, but for one carrying
+U+0000, which Postgres' ``jsonb`` cannot hold.
+
+A result is encoded once (:func:`encode_value`); a value JSON cannot hold raises
+``TypeError`` there, so the worker fails that one job with a reason instead of
+retrying a store that can never succeed. Keys that are not strings (a model returning
+``{0: "label"}``) become strings, as in every JSON encoder.
 """
 
 from __future__ import annotations
@@ -16,18 +22,31 @@ from typing import IO, Any
 
 import orjson
 
-_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+_DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+# How U+0000 looks in orjson's output (it escapes every control character).
+_NUL = b"\\u0000"
+
+
+def encode_value(result: Any) -> bytes:
+    """A result as JSON; ``TypeError`` (orjson's ``JSONEncodeError``) when JSON cannot
+    hold it (an object of no JSON type, an integer past 64 bits)."""
+    return orjson.dumps(result, option=_DUMP_OPTIONS)
 
 
 def encode_result(job_id: uuid.UUID, result: Any) -> bytes:
     """One job's line (without the newline)."""
-    return orjson.dumps({"job_id": str(job_id), "result": result}, option=_DUMP_OPTIONS)
+    return _line(job_id, encode_value(result))
 
 
-def inline_value(result: Any, *, inline_max_bytes: int) -> Any | None:
-    """The result as plain JSON when it is small enough to live in Postgres, else None."""
-    encoded = orjson.dumps(result, option=_DUMP_OPTIONS)
-    if len(encoded) > inline_max_bytes:
+def _line(job_id: uuid.UUID, encoded: bytes) -> bytes:
+    # What orjson.dumps({"job_id": ..., "result": ...}) writes, without encoding twice.
+    return b'{"job_id":"' + str(job_id).encode() + b'","result":' + encoded + b"}"
+
+
+def inline_value(encoded: bytes, *, inline_max_bytes: int) -> Any | None:
+    """An encoded result as plain JSON when it may live in Postgres (small enough, and
+    without U+0000, which ``jsonb`` refuses), else None: it goes to S3."""
+    if len(encoded) > inline_max_bytes or _NUL in encoded:
         return None
     return orjson.loads(encoded)
 
@@ -52,13 +71,14 @@ class Span:
     length: int
 
 
-def build_body(entries: Sequence[tuple[uuid.UUID, Any]]) -> tuple[bytes, list[Span]]:
-    """Concatenate job lines into one JSONL body and record each line's byte span."""
+def build_body(entries: Sequence[tuple[uuid.UUID, bytes]]) -> tuple[bytes, list[Span]]:
+    """Concatenate job lines (each an :func:`encode_value`) into one JSONL body and
+    record each line's byte span."""
     parts: list[bytes] = []
     spans: list[Span] = []
     offset = 0
-    for job_id, result in entries:
-        line = encode_result(job_id, result)
+    for job_id, encoded in entries:
+        line = _line(job_id, encoded)
         spans.append(Span(job_id=job_id, offset=offset, length=len(line)))
         parts.append(line)
         parts.append(b"\n")

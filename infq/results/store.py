@@ -29,6 +29,22 @@ class ResultStoreError(InfqError):
         self.uri = uri
 
 
+class ResultStoreRefused(ResultStoreError):
+    """S3 answered, and will answer the same again: the bucket is missing, or these
+    credentials may not write it. Retrying cannot help; the jobs fail with the reason."""
+
+    def __init__(self, uri: str, code: str, message: str) -> None:
+        super().__init__(uri, f"{code}: {message}")
+        self.code = code
+
+
+# S3 error codes no retry can change (bucket, credentials, policy).
+PERMANENT_CODES = frozenset({
+    "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    "NoSuchBucket", "InvalidBucketName", "AccountProblem", "InvalidObjectState",
+})  # fmt: skip
+
+
 class ResultStore(Protocol):
     """Writes whole batch objects and reads byte ranges of them."""
 
@@ -106,10 +122,21 @@ class S3ResultStore:
         return f"s3://{self.bucket}/{key}"
 
     def put(self, key: str, body: bytes) -> str:
-        """One PUT for a whole worker batch."""
-        self._client.put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
-        )
+        """One PUT for a whole worker batch; :class:`ResultStoreRefused` when S3 refuses
+        it for good (see :data:`PERMANENT_CODES`)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson"
+            )
+        except ClientError as e:
+            error = e.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if code in PERMANENT_CODES:
+                raise ResultStoreRefused(self.uri_of(key), code,
+                                         str(error.get("Message", ""))) from e  # fmt: skip
+            raise
         return self.uri_of(key)
 
     def uris(self, prefix: str) -> list[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from infq.errors import InfqError
-from infq.results.layout import build_body, parse_line
+from infq.results.layout import build_body, encode_value, parse_line
 from infq.results.store import FileResultStore, ResultStoreError
 
 
@@ -19,7 +19,7 @@ def store(tmp_path: Path) -> FileResultStore:
 
 def test_put_then_get_range_round_trips_each_job_line(store: FileResultStore) -> None:
     entries = [(uuid.uuid4(), {"text": "héllo", "n": i}) for i in range(3)]
-    body, spans = build_body(entries)
+    body, spans = build_body([(job_id, encode_value(result)) for job_id, result in entries])
 
     uri = store.put("results/2026/01/05/batch.jsonl", body)
 

@@ -8,11 +8,19 @@ from typing import Any
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from infq.results.layout import batch_key, build_body, encode_result, inline_value, parse_line
+from infq.results.layout import (
+    batch_key,
+    build_body,
+    encode_result,
+    encode_value,
+    inline_value,
+    parse_line,
+)
 
 # orjson refuses lone surrogates and ints beyond 64 bits, and writes NaN as null.
 texts = st.text(st.characters(codec="utf-8"), max_size=20)
@@ -42,7 +50,7 @@ def _same(expected: Any, parsed: Any) -> bool:
 
 @given(entries)
 def test_each_span_slices_back_exactly_one_job_line(items: list[tuple[uuid.UUID, Any]]) -> None:
-    body, spans = build_body(items)
+    body, spans = build_body([(job_id, encode_value(result)) for job_id, result in items])
 
     assert [s.job_id for s in spans] == [job_id for job_id, _ in items]
     assert len(body) == sum(s.length + 1 for s in spans)
@@ -60,7 +68,7 @@ def test_empty_batch_has_an_empty_body() -> None:
 
 def test_spans_are_consecutive_lines() -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
-    body, spans = build_body([(a, "é"), (b, [1, 2])])
+    body, spans = build_body([(a, encode_value("é")), (b, encode_value([1, 2]))])
     first = encode_result(a, "é")
     assert body == first + b"\n" + encode_result(b, [1, 2]) + b"\n"
     assert (spans[0].offset, spans[0].length) == (0, len(first))
@@ -69,7 +77,7 @@ def test_spans_are_consecutive_lines() -> None:
 
 def test_non_finite_floats_are_written_as_null() -> None:
     # Documents orjson's choice: a NaN embedding is stored as nulls, not refused.
-    body, _ = build_body([(uuid.uuid4(), np.array([np.nan, 1.0], dtype=np.float32))])
+    body, _ = build_body([(uuid.uuid4(), encode_value(np.array([np.nan, 1.0], dtype=np.float32)))])
     assert parse_line(body.rstrip(b"\n")) == [None, 1.0]
 
 
@@ -80,17 +88,44 @@ def test_parse_line_returns_the_result_field() -> None:
 def test_inline_value_keeps_results_up_to_the_threshold() -> None:
     result = {"a": 1}
     size = len(orjson.dumps(result))
-    assert inline_value(result, inline_max_bytes=size) == result
-    assert inline_value(result, inline_max_bytes=size + 100) == result
-    assert inline_value(result, inline_max_bytes=size - 1) is None
-    assert inline_value(result, inline_max_bytes=0) is None
+    encoded = encode_value(result)
+    assert inline_value(encoded, inline_max_bytes=size) == result
+    assert inline_value(encoded, inline_max_bytes=size + 100) == result
+    assert inline_value(encoded, inline_max_bytes=size - 1) is None
+    assert inline_value(encoded, inline_max_bytes=0) is None
 
 
 def test_inline_value_turns_numpy_into_plain_json() -> None:
-    value = inline_value(np.array([0.5, -2.0], dtype=np.float32), inline_max_bytes=1024)
+    value = inline_value(
+        encode_value(np.array([0.5, -2.0], dtype=np.float32)), inline_max_bytes=1024
+    )
     assert value == [0.5, -2.0]
     assert type(value) is list
-    assert inline_value(np.zeros(384, dtype=np.float32), inline_max_bytes=1024) is None
+    assert (
+        inline_value(encode_value(np.zeros(384, dtype=np.float32)), inline_max_bytes=1024) is None
+    )
+
+
+def test_a_result_with_a_nul_character_never_goes_inline() -> None:
+    """Postgres' jsonb refuses U+0000: inline, such a result failed every finish forever."""
+    encoded = encode_value({"text": "a\x00b"})
+    assert inline_value(encoded, inline_max_bytes=1024) is None
+    body, spans = build_body([(uuid.uuid4(), encoded)])
+    assert parse_line(body[: spans[0].length]) == {"text": "a\x00b"}
+
+
+def test_keys_that_are_not_strings_become_strings() -> None:
+    assert inline_value(encode_value({0: "label", 1: "other"}), inline_max_bytes=100) == {
+        "0": "label",
+        "1": "other",
+    }
+
+
+def test_a_value_json_cannot_hold_is_a_type_error() -> None:
+    with pytest.raises(TypeError):
+        encode_value({"when": object()})
+    with pytest.raises(TypeError):
+        encode_value(2**70)
 
 
 def test_batch_key_is_dated_and_named_after_the_tenant_and_the_worker_batch() -> None:

@@ -1,0 +1,43 @@
+"""A custom model that misbehaves on purpose, by what each text starts with, for the
+fault tests (declared in a catalogue file, as a user's model would be):
+
+* ``intkeys`` — a dict with integer keys (JSON has only string keys);
+* ``nul`` — a small result carrying U+0000 (Postgres' jsonb refuses it);
+* ``set`` — a Python set (no JSON type);
+* ``big`` — a result over the inline limit (it goes to S3);
+* anything else — ``{"echo": text}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class Faulty:
+    """See the module docstring."""
+
+    def __init__(self, *, device: str = "cpu") -> None:
+        self.device = device
+
+    def predict(self, task: str, texts: Sequence[str], params: dict[str, Any]) -> list[Any]:
+        """One result per text, misbehaving as its first word says."""
+        del task, params
+        return [self._one(text) for text in texts]
+
+    def _one(self, text: str) -> Any:
+        kind = text.split(" ", 1)[0]
+        if kind == "intkeys":
+            return {0: "negative", 1: "positive"}
+        if kind == "nul":
+            return {"text": "a\x00b"}
+        if kind == "set":
+            return {"labels": {"a", "b"}}
+        if kind == "big":
+            return {"text": text, "pad": "x" * 4096}
+        return {"echo": text}
+
+
+def build(*, device: str = "cpu") -> Faulty:
+    """The factory the catalogue names."""
+    return Faulty(device=device)
