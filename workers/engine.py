@@ -27,6 +27,10 @@ live rows) and renews the lease of every job the process holds, queued or in any
 stage, in one statement (:mod:`workers.heartbeat`). A killed process stops renewing;
 its jobs come back in one lease.
 
+The **watchdog** (:mod:`workers.watchdog`) ends the process when a stage thread ended
+or a forward pass ran past its deadline; a job on its last attempt runs alone, with the
+stages empty (:mod:`workers.grouping`, ``Holdings.wait_clear``).
+
 Stopping (SIGTERM → Celery's warm shutdown → ``worker_process_shutdown``) releases
 the queued jobs at once, lets the flushes already claimed run through, and removes
 the process row.
@@ -44,30 +48,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from infq.bus.messages import WorkItem
-from infq.catalogue.catalogue import Lane
 from infq.db import processes, scheduling
-from infq.settings import Settings
 from workers import stages
 from workers.context import WorkerContext
+from workers.grouping import ALONE, group_of, lane_policy
 from workers.heartbeat import Holdings, beat, new_process_id
 from workers.monitor import FlushEvents, observe
 from workers.pipeline import Flush, FlushReport, announce, claim, complete
 from workers.queue import BatchPolicy, BatchQueue
 from workers.stages import Computation
+from workers.watchdog import Computing, Watchdog, deadline_s, hand_back
 
 log = logging.getLogger("infq.worker")
 
 STOP_TIMEOUT_S = 60.0
-
-
-def lane_policy(lane: Lane, settings: Settings) -> BatchPolicy:
-    """A lane's batching: its catalogue entry's, else the worker's settings."""
-    b = lane.entry.batching
-    return BatchPolicy(
-        max_batch_size=b.max_batch_size or settings.max_batch_size,
-        max_wait_s=(b.max_wait_ms or settings.max_wait_ms) / 1000,
-        max_batch_tokens=b.max_batch_tokens,
-    )
 
 
 @dataclass
@@ -101,8 +95,8 @@ class Engine:
             max_wait_s=s.max_wait_ms / 1000,
             capacity=max(1, math.ceil(s.window_batches * largest)),
             length_of=lambda item: len(item.text),
-            group_of=ctx.lane_of,
-            policy_of=lambda lane: self.policies.get(str(lane), self.queue.default),
+            group_of=group_of(ctx),
+            policy_of=lambda group: self._policy_of(group),
         )
         self._events = events
         # Hand-offs between the stages; None tells the next stage to stop.
@@ -119,6 +113,18 @@ class Engine:
         self.holdings = Holdings()  # per flush in a stage, for leases and the busy rate
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._computing: Computing | None = None  # the forward pass in progress
+        self.watchdog = Watchdog(
+            threads=lambda: self._threads,
+            computing=lambda: self._computing,
+            stopping=self._stop.is_set,
+            on_timeout=lambda late: hand_back(self.ctx, late, owner=self.process_id),
+        )
+
+    def _policy_of(self, group: object) -> BatchPolicy:
+        if isinstance(group, tuple):  # a job that runs alone (see grouping.group_of)
+            return ALONE
+        return self.policies.get(str(group), self.queue.default)
 
     @property
     def jobs_done(self) -> int:
@@ -148,6 +154,8 @@ class Engine:
             thread = threading.Thread(target=target, name=f"infq-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
+        threading.Thread(target=self.watchdog.run, args=(self._stop,), name="infq-watchdog",
+                         daemon=True).start()  # fmt: skip
         log.info("engine started process_id=%s models=%s", self.process_id, self.models)
 
     def submit(self, items: Sequence[WorkItem]) -> bool:
@@ -219,6 +227,7 @@ class Engine:
                 if not batch:
                     self._look_ahead.release()
                     break
+                self.holdings.wait_clear(alone_next=batch[0].alone, stop=self._stop)
                 flight = self._begin(batch)
                 if flight is None:
                     self._look_ahead.release()
@@ -251,12 +260,17 @@ class Engine:
         while (flight := self._to_forward.get()) is not None:
             self._device_busy.set()
             self._look_ahead.release()  # prepare may cut the next (full) batch now
+            self._computing = Computing(
+                job_ids=tuple(flight.flush.claimed), started=time.monotonic(),
+                deadline_s=deadline_s(self.ctx, flight.flush.runnable),
+            )  # fmt: skip
             try:
                 stages.forward(flight.computation)
             except Exception as e:
                 self._crashed(flight.key, flight.flush.runnable, flight.task_id, e)
                 continue
             finally:
+                self._computing = None
                 self._device_busy.clear()
                 self.queue.wake()  # a partial batch may be cut now
             self._to_finish.put(flight)

@@ -45,7 +45,7 @@ class Holdings:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._held: dict[int, list[WorkItem]] = {}
         self._busy_since: float | None = None
         self.jobs_done = 0
@@ -66,6 +66,20 @@ class Holdings:
             if not self._held and self._busy_since is not None:
                 self.busy_s += time.monotonic() - self._busy_since
                 self._busy_since = None
+            self._lock.notify_all()
+
+    def wait_clear(self, *, alone_next: bool, stop: threading.Event) -> None:
+        """Block until the next flush may be claimed: one that runs alone enters empty
+        stages, and none enters while one is in them. A process-killing input kills
+        every job in the stages with it, and for a job that runs alone this is its last
+        attempt (``infq.dispatch.enqueue.runs_alone``): a neighbour claimed ahead would
+        fail with it."""
+        with self._lock:
+            while not stop.is_set() and self._held and (alone_next or self._alone_held()):
+                self._lock.wait(0.5)
+
+    def _alone_held(self) -> bool:
+        return any(items and items[0].alone for items in self._held.values())
 
     def snapshot(self) -> Held:
         """What is held now, and the counters including the busy period under way.

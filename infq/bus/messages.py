@@ -26,6 +26,9 @@ class WorkItem:
     cache: bool = False
     tenant: str = "default"
     revision: str = ""
+    # Computed in a batch of its own: its last attempt, after workers were lost on it,
+    # so an input that kills the process takes no neighbour down with it.
+    alone: bool = False
 
     def to_wire(self) -> dict[str, Any]:
         """JSON-able dict for the Celery message."""
@@ -38,6 +41,7 @@ class WorkItem:
             "params": self.params,
             "cache": self.cache,
             "tenant": self.tenant,
+            "alone": self.alone,
         }
 
     @classmethod
@@ -52,6 +56,7 @@ class WorkItem:
             params=dict(data.get("params") or {}),
             cache=bool(data.get("cache", False)),
             tenant=str(data.get("tenant") or "default"),
+            alone=bool(data.get("alone", False)),
         )
 
 

@@ -112,6 +112,8 @@ class Entry(BaseModel):
     batching: Batching = Batching()
     max_input_tokens: int | None = Field(default=None, ge=1)
     on_long_input: Literal["truncate", "reject"] = "truncate"
+    # Longest one forward pass may take (unset: INFQ_WORKER_COMPUTE_DEADLINE_S).
+    compute_deadline_s: float | None = Field(default=None, gt=0)
     # generate: the most new tokens a job may ask for (and the default).
     max_new_tokens: int = Field(default=128, ge=1, le=32_768)
     default_params: dict[str, Any] = Field(default_factory=dict)

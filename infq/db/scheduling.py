@@ -85,7 +85,7 @@ _HAND_OUT_SQL = text(
       FROM chosen
      WHERE jobs.job_id = chosen.job_id
     RETURNING jobs.job_id, jobs.model, jobs.model_revision, jobs.task, jobs.priority,
-              jobs.tenant_id,
+              jobs.tenant_id, jobs.attempts,
               jobs.input, jobs.params, jobs.cache_key
     """
 )
@@ -104,6 +104,7 @@ class HandedOut:
     text: str
     params: dict[str, Any]
     cache: bool
+    attempts: int = 0  # workers lost on it so far (an attempt is counted at its claim)
 
 
 def hand_out(
@@ -127,6 +128,7 @@ def hand_out(
             text=(r.input or {}).get("text", ""),
             params=r.params or {},
             cache=r.cache_key is not None,
+            attempts=r.attempts,
         )
         for r in rows
     ]
@@ -244,6 +246,32 @@ def expire_leases(session: Session, *, max_attempts: int, step: int = EXPIRY_STE
             out.failed.append(job_id)
             out._add(model, "worker_lost")
     return out
+
+
+_TIMED_OUT_SQL = text(
+    "UPDATE jobs SET "
+    "status = CASE WHEN attempts >= :max THEN 'failed' ELSE 'queued' END, "
+    "finished_at = CASE WHEN attempts >= :max THEN now() END, "
+    "error_code = CASE WHEN attempts >= :max THEN 'model_timeout' END, "
+    "error_message = CASE WHEN attempts >= :max THEN :message END, "
+    "attempts = CASE WHEN attempts >= :max THEN attempts ELSE GREATEST(attempts, :max - 1) END, "
+    "lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE job_id = ANY(:ids) AND lease_owner = :owner AND status = 'running' "
+    "RETURNING job_id, status"
+)
+
+
+def time_out(
+    session: Session, job_ids: Iterable[uuid.UUID], *, owner: str, max_attempts: int,
+    message: str,
+) -> list[uuid.UUID]:  # fmt: skip
+    """Jobs of a forward pass that ran past its deadline: on their last attempt they
+    fail ``model_timeout``; the others go back to ready with only their last attempt
+    left, so they run alone next (``runs_alone``) and only the input that hangs the
+    model fails. Returns the failed ones (to announce)."""
+    rows = session.execute(_TIMED_OUT_SQL, {"ids": list(job_ids), "owner": owner,
+                                            "max": max_attempts, "message": message})  # fmt: skip
+    return [job_id for job_id, status in rows.tuples() if status == "failed"]
 
 
 def try_lead(session: Session, *, name: str) -> bool:

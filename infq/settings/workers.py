@@ -44,6 +44,13 @@ class WorkerSettings(BaseModel):
         description="Redis redelivers unacknowledged messages after this (leases, not this, "
         "bring a dead worker's jobs back).",
     )
+    worker_compute_deadline_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest one forward pass may take (a model's `compute_deadline_s` "
+        "overrides it): past it the worker process is replaced, the batch's jobs get one "
+        "last attempt alone, and one that times out alone fails `model_timeout`.",
+    )
     worker_grace_s: float = Field(
         default=60.0,
         gt=0,

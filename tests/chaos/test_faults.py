@@ -11,6 +11,9 @@ from sqlalchemy import Engine, make_url, text
 
 from infq.db.session import engine_for, make_engine
 from infq.settings import Settings
+from producers.sdk import JobProducer
+from tests.chaos.conftest import LOG_DIR
+from tests.chaos.conftest import ROOT as REPO
 from tests.chaos.test_chaos import (
     ECHO,
     assert_clean,
@@ -122,3 +125,88 @@ def test_the_database_turning_read_only_during_intake(
     record_row.append(row)
     assert_clean(row)
     assert recover_s <= RECOVERY_BUDGET_S, row
+
+
+FAULTY_CATALOGUE = (
+    '[[models]]\nname = "faulty"\ntask = "custom"\nrevision = "f1"\n'
+    'factory = "tests.faulty_model:build"\n'
+)
+
+
+def _faulty_world(
+    worlds: list[World], env: dict[str, str], base: Settings, name: str, **extra: str
+) -> World:
+    """A world whose worker serves the misbehaving model of tests/faulty_model.py."""
+    catalogue = LOG_DIR / f"{name}-models.toml"
+    catalogue.write_text(FAULTY_CATALOGUE)
+    world = make_world(worlds, env, base, name, INFQ_MODELS_FILE=str(catalogue),
+                       PYTHONPATH=str(REPO), **extra)  # fmt: skip
+    world.start("dispatcher")
+    world.start("worker", "--model", "faulty")
+    world.wait_registered(1)
+    return world
+
+
+def _submit_faulty(world: World, texts: list[str]) -> list[uuid.UUID]:
+    with JobProducer(world.settings.kafka, topic=world.settings.jobs_topic) as producer:
+        return producer.submit_many(texts, model="faulty")
+
+
+def _one_bad_among_neighbours(
+    world: World, scenario: str, bad: str, rows: list[Row], *, code: str
+) -> None:
+    """Submit one ``bad`` input with 63 neighbours (one batch); only it may fail."""
+    tag = uuid.uuid4().hex[:6]
+    texts = [f"fine {tag} {n}" for n in range(31)] + [f"{bad} {tag}"]
+    texts += [f"fine {tag} {n}" for n in range(31, 63)]
+    ids = _submit_faulty(world, texts)
+    recover_s = world.wait_final(ids, timeout_s=180)
+    row = world.measure(scenario, ids, recover_s=recover_s)
+    rows.append(row)
+    culprit = ids[31]
+    statuses = world.counts(ids)
+    assert row.lost == 0, row
+    assert row.stuck == 0, row
+    assert row.computed_twice == 0, row
+    assert row.orphaned_objects == 0, row
+    assert statuses["succeeded"] == 63, (row, statuses)
+    with world.sessions() as session:
+        found = session.execute(text("SELECT status, error_code FROM jobs WHERE job_id = :j"),
+                                {"j": culprit}).one()  # fmt: skip
+    assert tuple(found) == ("failed", code), row
+    row.notes = f"the one bad input failed {code}; its 63 neighbours succeeded"
+
+
+def test_an_input_that_kills_the_worker_fails_alone(
+    chaos_env: dict[str, str], chaos_base: Settings, world_factory: list[World],
+    record_row: list[Row],
+) -> None:  # fmt: skip
+    """Measured before: every crash cost the whole flush an attempt, the same neighbours
+    shared each one, and after three all 64 failed `worker_lost` (6 of 7 in the issue's
+    run). Now the last attempt runs alone: only the killer fails."""
+    world = _faulty_world(world_factory, chaos_env, chaos_base, "poison")
+    _one_bad_among_neighbours(world, "an input that kills the worker, 63 neighbours",
+                              "crash", record_row, code="worker_lost")  # fmt: skip
+
+
+def test_a_model_that_hangs_is_timed_out(
+    chaos_env: dict[str, str], chaos_base: Settings, world_factory: list[World],
+    record_row: list[Row],
+) -> None:  # fmt: skip
+    """Measured before: a model call that never returns left its job `running` after
+    180 s and the jobs after it `queued`, silently."""
+    world = _faulty_world(world_factory, chaos_env, chaos_base, "hang",
+                          INFQ_WORKER_COMPUTE_DEADLINE_S="3")  # fmt: skip
+    _one_bad_among_neighbours(world, "a model that hangs (3 s deadline), 63 neighbours",
+                              "hang", record_row, code="model_timeout")  # fmt: skip
+
+
+def test_a_stage_thread_killed_by_a_base_exception(
+    chaos_env: dict[str, str], chaos_base: Settings, world_factory: list[World],
+    record_row: list[Row],
+) -> None:  # fmt: skip
+    """Measured before: a BaseException passed `except Exception`, ended the forward
+    thread, and the pipeline froze while the heartbeat renewed its leases forever."""
+    world = _faulty_world(world_factory, chaos_env, chaos_base, "panic")
+    _one_bad_among_neighbours(world, "a BaseException in the forward stage, 63 neighbours",
+                              "panic", record_row, code="worker_lost")  # fmt: skip
