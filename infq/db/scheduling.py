@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from infq.db.cache import complete_followers
 from infq.db.locks import skipped_if_locked
 
 # A lease owner fences its own work: only the owner may finish or renew a job.
@@ -192,6 +193,7 @@ class Expiry:
     returned: int = 0  # handed out or held, never started: back to ready
     retried: int = 0  # running when its owner went silent: back to ready, attempt counted
     failed: list[uuid.UUID] = field(default_factory=list)  # out of attempts: worker_lost
+    followers: list[uuid.UUID] = field(default_factory=list)  # of the failed: same outcome
     # (model, outcome) -> jobs, outcome: returned | requeued | worker_lost (for metrics)
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
@@ -245,6 +247,9 @@ def expire_leases(session: Session, *, max_attempts: int, step: int = EXPIRY_STE
         for job_id, model in session.execute(_LOST_SQL, params).tuples():
             out.failed.append(job_id)
             out._add(model, "worker_lost")
+        # Jobs waiting for an identical input share its outcome, or they would wait
+        # for a leader that will never finish (and their batch with them).
+        out.followers = sorted(complete_followers(session, out.failed))
     return out
 
 
@@ -268,10 +273,11 @@ def time_out(
     """Jobs of a forward pass that ran past its deadline: on their last attempt they
     fail ``model_timeout``; the others go back to ready with only their last attempt
     left, so they run alone next (``runs_alone``) and only the input that hangs the
-    model fails. Returns the failed ones (to announce)."""
+    model fails, with the jobs waiting for its outcome. Returns those (to announce)."""
     rows = session.execute(_TIMED_OUT_SQL, {"ids": list(job_ids), "owner": owner,
                                             "max": max_attempts, "message": message})  # fmt: skip
-    return [job_id for job_id, status in rows.tuples() if status == "failed"]
+    failed = [job_id for job_id, status in rows.tuples() if status == "failed"]
+    return failed + sorted(complete_followers(session, failed))
 
 
 def try_lead(session: Session, *, name: str) -> bool:

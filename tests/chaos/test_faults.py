@@ -24,6 +24,7 @@ from tests.chaos.test_chaos import (
     under_load,
 )
 from tests.chaos.world import RECOVERY_BUDGET_S, Row, World
+from tests.integration.harness import wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -210,3 +211,42 @@ def test_a_stage_thread_killed_by_a_base_exception(
     world = _faulty_world(world_factory, chaos_env, chaos_base, "panic")
     _one_bad_among_neighbours(world, "a BaseException in the forward stage, 63 neighbours",
                               "panic", record_row, code="worker_lost")  # fmt: skip
+
+
+def test_followers_of_a_leader_lost_three_times_finish_with_it(
+    chaos_env: dict[str, str], chaos_base: Settings, world_factory: list[World],
+    record_row: list[Row],
+) -> None:  # fmt: skip
+    """Measured before: followers (identical inputs, waiting for the leader's result)
+    stayed `queued` forever once their leader failed `worker_lost`, outside the ready
+    index, and their batch never completed."""
+    world = _faulty_world(world_factory, chaos_env, chaos_base, "followers")
+    world.start("notifier")  # finishes batches (their files, batch.completed)
+    tag = uuid.uuid4().hex[:6]
+    batch = f"followers-{tag}"
+    texts = [f"crash {tag}"] * 4 + [f"fine {tag}"]
+    with JobProducer(world.settings.kafka, topic=world.settings.jobs_topic,
+                     batches_topic=world.settings.batches_topic) as producer:  # fmt: skip
+        ids = producer.submit_many(texts, model="faulty", batch_id=batch, first_index=0)
+        producer.seal_batch(batch, total_jobs=len(ids))
+    recover_s = world.wait_final(ids, timeout_s=180)
+    row = world.measure("followers of a leader lost three times", ids, recover_s=recover_s)
+    record_row.append(row)
+    with world.sessions() as session:
+        rows = session.execute(text(
+            "SELECT job_id, status, error_code, coalesced_into FROM jobs WHERE job_id = ANY(:i)"
+        ), {"i": ids}).all()  # fmt: skip
+    crashed = [r for r in rows if r.job_id in ids[:4]]
+    row.notes = f"{sum(1 for r in crashed if r.coalesced_into)} followers of the lost leader"
+    assert row.stuck == 0, row
+    assert row.lost == 0, row
+    assert {(r.status, r.error_code) for r in crashed} == {("failed", "worker_lost")}, rows
+    assert any(r.coalesced_into for r in crashed), "no follower: the scenario proved nothing"
+    assert world.counts(ids[4:])["succeeded"] == 1
+    wait_for(lambda: _batch_finished(world, batch), timeout_s=30, what="the batch to finish")
+
+
+def _batch_finished(world: World, batch: str) -> bool:
+    with world.sessions() as session:
+        return bool(session.scalar(text("SELECT finished_at IS NOT NULL FROM batches "
+                                        "WHERE batch_id = :b"), {"b": batch}))  # fmt: skip
