@@ -102,12 +102,14 @@ _FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
 
 
 def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> list[FinalJob]:
-    """The outbox: final jobs whose completion event no broker has confirmed."""
+    """The outbox: final jobs whose completion event no broker has confirmed. Rows
+    another session holds locked (recording those very acks, or a host that died doing
+    so) wait for a later sweep instead of being announced again meanwhile."""
     stmt = text(
         "SELECT job_id FROM jobs WHERE notified_at IS NULL "
         f"AND status IN ({_FINAL_SQL}) "
         "AND finished_at < now() - make_interval(secs => :older) "
-        "ORDER BY finished_at LIMIT :limit"
+        "ORDER BY finished_at LIMIT :limit FOR UPDATE SKIP LOCKED"
     )
     ids = [r[0] for r in session.execute(stmt, {"older": older_than_s, "limit": limit})]
     if not ids:

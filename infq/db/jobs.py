@@ -131,11 +131,22 @@ def pointed_at(session: Session, job_ids: Iterable[uuid.UUID], uris: Iterable[st
 
 
 def mark_notified(session: Session, job_ids: Iterable[uuid.UUID]) -> None:
-    """Record that the completion events of these jobs are on Kafka."""
+    """Record that the completion events of these jobs are on Kafka.
+
+    Rows another session holds locked (a host that died in the middle of recording the
+    same acks) are skipped, not waited for: they stay in the outbox and are announced
+    once more, which consumers already tolerate; waiting would stall the caller (the
+    scheduler's outbox, a worker's pipeline) for the whole lock timeout."""
     ids = list(job_ids)
     if ids:
+        free = (
+            select(Job.job_id)
+            .where(among_uuids(Job.job_id, ids))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
         session.execute(
-            update(Job).where(among_uuids(Job.job_id, ids)).values(notified_at=func.now()),
+            update(Job).where(Job.job_id.in_(free)).values(notified_at=func.now()),
             execution_options={"synchronize_session": False},
         )
 

@@ -6,7 +6,10 @@ locks, and without these Postgres keeps it until TCP keepalive gives up (about t
 by default) while lease expiry and every sweep wait behind it. Postgres ends such a
 session itself after ``idle_in_transaction_session_timeout``; ``lock_timeout`` and
 ``statement_timeout`` turn a wait behind anything else into an error that is retried;
-keepalives notice a peer that vanished from the network in about a minute.
+keepalives notice a peer that vanished from the network in about a minute, and
+``client_connection_check_interval`` a client process that died while its statement
+waited behind a lock (a backend blocked in a lock wait never reads its socket, so it
+would keep every row it had already updated until its ``lock_timeout``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ PING_IDLE_AFTER_S = 1.0
 KEEPALIVE_IDLE_S = 30
 KEEPALIVE_INTERVAL_S = 10
 KEEPALIVE_COUNT = 3
+# How often a backend busy with a statement (or waiting for a lock) checks that its
+# client is still connected (Postgres 14 and later, Linux).
+CLIENT_CHECK_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,7 @@ class SessionLimits:
             "statement_timeout": self.statement_timeout_s,
             "lock_timeout": self.lock_timeout_s,
             "idle_in_transaction_session_timeout": self.idle_in_transaction_timeout_s,
+            "client_connection_check_interval": CLIENT_CHECK_INTERVAL_S,
         }
         options = " ".join(f"-c {name}={round(s * 1000)}" for name, s in bounds.items() if s > 0)
         args: dict[str, Any] = {

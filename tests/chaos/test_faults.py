@@ -41,7 +41,11 @@ def test_a_locked_row_of_a_vanished_session_during_a_worker_kill(
 ) -> None:  # fmt: skip
     """Measured before the fix: lease expiry updated every expired row without SKIP
     LOCKED, so one row locked by a host that died mid-finish stopped the recovery of
-    every job (every tenant's) until TCP keepalive, about two hours."""
+    every job (every tenant's) until TCP keepalive, about two hours. Then, on a clean
+    clone: recovery took 30 s, the lock timeout, twice over. A worker killed while its
+    finish waited behind the lock kept the rows it had updated, because its backend
+    never noticed. And the outbox's re-announce of a final job that the session had
+    locked stalled the scheduler thread, and with it every hand-out."""
     bound = {"INFQ_DB_IDLE_IN_TRANSACTION_TIMEOUT_S": str(IDLE_IN_TRANSACTION_S)}
     world = make_world(world_factory, chaos_env, chaos_base, "locked_row", **bound)
     ids = under_load(world, jobs=1200, delay_ms=150)
@@ -57,6 +61,17 @@ def test_a_locked_row_of_a_vanished_session_during_a_worker_kill(
         "SELECT job_id FROM jobs WHERE status = 'running' AND lease_owner = ANY(:o) "
         "LIMIT 1 FOR UPDATE"), {"o": owners})  # fmt: skip
     assert locked is not None
+    # and, in the same transaction, was recording that a final job's event is on Kafka
+    # (so the job is still in the outbox, and its row locked)
+    with vanished_engine.begin() as conn:
+        acked: uuid.UUID = conn.scalar(text(
+            "UPDATE jobs SET notified_at = NULL WHERE job_id = (SELECT job_id FROM jobs "
+            "WHERE status = 'succeeded' LIMIT 1) RETURNING job_id"))  # fmt: skip
+    vanished.execute(text("UPDATE jobs SET notified_at = now() WHERE job_id = :j"), {"j": acked})
+    # and the worker's finish of that job's flush waits behind the lock, holding the
+    # rows it has updated (a killed process's backend keeps them unless it checks)
+    wait_for(lambda: _waiting_for_locks(world) > 0, timeout_s=20,
+             what="the worker's finish to wait behind the locked row")  # fmt: skip
 
     # When the worker dies with it
     killed_at = time.monotonic()
@@ -77,9 +92,23 @@ def test_a_locked_row_of_a_vanished_session_during_a_worker_kill(
                  f"session, final {locked_s:.0f} s after the kill")  # fmt: skip
     record_row.append(row)
     assert stranded, "the kill hit no job: the scenario proved nothing"
-    assert_clean(row, duplicates_allowed=world.settings.max_batch_size)
+    # a flush announced again after the kill, and the job whose acks were never recorded
+    assert_clean(row, duplicates_allowed=world.settings.max_batch_size + 1)
     assert recover_s <= RECOVERY_BUDGET_S, row
     assert locked_s <= IDLE_IN_TRANSACTION_S + RECOVERY_BUDGET_S, row
+
+
+def _waiting_for_locks(world: World) -> int:
+    """Sessions of the world's database that wait for a lock now."""
+    engine = make_engine(world.settings.database, pool_size=1)
+    try:
+        with engine.connect() as conn:
+            return int(conn.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                "AND wait_event_type = 'Lock'"),
+                {"db": make_url(world.settings.database).database}) or 0)  # fmt: skip
+    finally:
+        engine.dispose()
 
 
 def _set_read_only(world: World, admin: Engine, on: bool) -> None:

@@ -5,6 +5,9 @@ bounds every session of infq carries."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -78,4 +81,53 @@ def test_a_session_left_idle_in_a_transaction_is_ended_and_its_locks_released(
         vanished.close()
     finally:
         held.dispose()
+        other.dispose()
+
+
+_WAITS_THEN_SLEEPS = """
+import sys, time
+from sqlalchemy import text
+from infq.db.session import make_engine
+engine = make_engine(sys.argv[1], pool_size=1)
+with engine.begin() as conn:
+    conn.execute(text("SELECT pg_advisory_xact_lock(4243)"))
+    print("holding", flush=True)
+    conn.execute(text("SELECT pg_advisory_xact_lock(4244)"))  # waits behind the test
+"""
+
+
+def test_a_process_killed_while_waiting_for_a_lock_releases_what_it_holds(
+    settings: Settings,
+) -> None:
+    """Measured before the fix (chaos row "locked row, vanished session" on a clean
+    clone): a worker killed while its finish waited behind a locked row kept the rows
+    it had already updated for the whole ``lock_timeout`` (30 s): a backend blocked in a
+    lock wait never reads its socket, so it does not see its client is gone. Every
+    session checks its client while it waits, and ends within seconds."""
+    blocker = make_engine(settings.database, pool_size=1)
+    other = make_engine(settings.database, pool_size=1,
+                        limits=SessionLimits(lock_timeout_s=15.0))  # fmt: skip
+    try:
+        with blocker.begin() as held:
+            held.execute(text("SELECT pg_advisory_xact_lock(4244)"))
+            # Given a process that holds a lock and waits for one the test holds
+            proc = subprocess.Popen([sys.executable, "-c", _WAITS_THEN_SLEEPS, settings.database],
+                                    stdout=subprocess.PIPE, text=True)  # fmt: skip
+            try:
+                assert proc.stdout is not None
+                assert proc.stdout.readline() == "holding\n"
+                time.sleep(0.5)  # now waiting
+                # When it is killed in the middle of that wait
+                proc.send_signal(signal.SIGKILL)
+                proc.wait(timeout=10)
+            finally:
+                proc.kill()
+            # Then what it held is free within seconds, while the test still holds its lock
+            started = time.monotonic()
+            with other.begin() as conn:
+                conn.execute(text("SELECT pg_advisory_xact_lock(4243)"))
+            waited_s = time.monotonic() - started
+        assert waited_s < 5, f"waited {waited_s:.1f} s behind a killed process's backend"
+    finally:
+        blocker.dispose()
         other.dispose()
