@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -22,8 +21,8 @@ def ensure(session: Session, deliveries: Sequence[dict[str, Any]]) -> list[uuid.
     """
     if not deliveries:
         return []
-    now = datetime.now(UTC)
-    rows = [{"delivery_id": uuid.uuid4(), "next_attempt_at": now, **d} for d in deliveries]
+    # Due at once, by Postgres' clock: every due time is written and compared there.
+    rows = [{"delivery_id": uuid.uuid4(), "next_attempt_at": func.now(), **d} for d in deliveries]
     session.execute(
         insert(WebhookDelivery)
         .values(rows)
@@ -47,6 +46,39 @@ def secret_of(session: Session, tenant_id: str) -> str | None:
     return session.scalar(select(Tenant.webhook_secret).where(Tenant.tenant_id == tenant_id))
 
 
+# A retry task may arrive a little before the due time its attempt recorded (the
+# countdown starts before the record commits).
+DUE_TOLERANCE_S = 2.0
+
+
+def claim(session: Session, delivery_id: uuid.UUID, *, hold_s: float) -> WebhookDelivery | None:
+    """Take a pending delivery whose attempt is due, for one attempt: its due time moves
+    ``hold_s`` ahead (past the attempt's deadline), so neither a duplicate task message
+    nor the outbox sweep sends it again while the POST is in flight; if the process
+    dies mid-attempt, the sweep re-drives it once the hold has passed. None when it is
+    not pending, not due, or held by an attempt in flight. Due times are compared
+    with Postgres' clock only: a notifier whose own clock is off still delivers."""
+    stmt = (
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.delivery_id == delivery_id,
+            WebhookDelivery.status == "pending",
+            or_(
+                WebhookDelivery.next_attempt_at.is_(None),
+                WebhookDelivery.next_attempt_at <= func.now() + _seconds(DUE_TOLERANCE_S),
+            ),
+        )
+        .values(next_attempt_at=func.now() + _seconds(hold_s))
+        .returning(WebhookDelivery)
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalar(stmt)
+
+
+def _seconds(s: float) -> Any:
+    return func.make_interval(0, 0, 0, 0, 0, 0, s)
+
+
 def record_attempt(
     session: Session,
     delivery: WebhookDelivery,
@@ -56,12 +88,37 @@ def record_attempt(
     error: str | None,
     duration_ms: int,
     retry_in_s: float | None = None,
-) -> None:
+) -> bool:
     """Count one attempt and move the delivery to ``status`` (pending/delivered/dead).
 
     ``attempts`` on the delivery counts since it was last (re)opened (the budget);
-    attempt rows are numbered across replays, so history is never overwritten.
+    attempt rows are numbered across replays, so history is never overwritten. Fenced
+    by the count the claim read: False (nothing recorded) when another attempt was
+    recorded meanwhile (this one outlived its hold).
     """
+    moved = session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.delivery_id == delivery.delivery_id,
+            WebhookDelivery.attempts == delivery.attempts,
+        )
+        .values(
+            attempts=delivery.attempts + 1,
+            status=status,
+            last_status_code=status_code,
+            last_error=error,
+            finished_at=func.now() if status != "pending" else None,
+            next_attempt_at=(
+                func.now() + _seconds(retry_in_s)
+                if status == "pending" and retry_in_s is not None
+                else None
+            ),
+        )
+        .returning(WebhookDelivery.delivery_id)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if moved is None:
+        return False
     numbered = session.scalar(
         select(func.coalesce(func.max(WebhookAttempt.attempt), 0)).where(
             WebhookAttempt.delivery_id == delivery.delivery_id
@@ -76,22 +133,7 @@ def record_attempt(
             error=error,
         )
     )
-    session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.delivery_id == delivery.delivery_id)
-        .values(
-            attempts=delivery.attempts + 1,
-            status=status,
-            last_status_code=status_code,
-            last_error=error,
-            finished_at=func.now() if status != "pending" else None,
-            next_attempt_at=(
-                func.now() + func.make_interval(0, 0, 0, 0, 0, 0, retry_in_s)
-                if status == "pending" and retry_in_s is not None
-                else None
-            ),
-        )
-    )
+    return True
 
 
 def take_overdue(session: Session, *, grace_s: float, limit: int) -> list[uuid.UUID]:
@@ -110,12 +152,6 @@ def take_overdue(session: Session, *, grace_s: float, limit: int) -> list[uuid.U
         {"grace": grace_s, "limit": limit},
     )
     return [r[0] for r in rows]
-
-
-def is_due(delivery: WebhookDelivery, *, now: datetime, tolerance_s: float = 2.0) -> bool:
-    """Whether an attempt may run now (a duplicate task message must not jump the backoff)."""
-    due = delivery.next_attempt_at
-    return due is None or (due - now).total_seconds() <= tolerance_s
 
 
 def dead(session: Session, *, limit: int = 100) -> list[WebhookDelivery]:

@@ -14,7 +14,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -60,6 +59,12 @@ def policy_of(settings: Settings) -> RetryPolicy:
     )
 
 
+def hold_s(settings: Settings) -> float:
+    """How long a claimed attempt keeps its delivery: past the POST's deadline (which
+    covers connecting, sending and the answer) with room for resolving and recording."""
+    return 2 * settings.webhook_timeout_s + 10.0
+
+
 def _with_result_url(payload: dict[str, Any], store: S3ResultStore, expires_s: int) -> bytes:
     """Large results travel as a presigned URL (and the byte range of the job's line)."""
     ref = payload.get("result_ref")
@@ -84,12 +89,13 @@ def attempt(
 ) -> AttemptResult:
     """Make one attempt of a pending delivery and record it."""
     policy = policy_of(settings)
-    with sessions() as session:
-        delivery = webhook_rows.get(session, delivery_id)
-        if delivery is None or delivery.status != "pending":
-            return AttemptResult(Outcome.DELIVERED if delivery else Outcome.DEAD)
-        if not webhook_rows.is_due(delivery, now=datetime.now(UTC)):
-            return AttemptResult(None)
+    with sessions.begin() as session:
+        delivery = webhook_rows.claim(session, delivery_id, hold_s=hold_s(settings))
+        if delivery is None:
+            found = webhook_rows.get(session, delivery_id)
+            if found is None or found.status != "pending":
+                return AttemptResult(Outcome.DELIVERED if found else Outcome.DEAD)
+            return AttemptResult(None)  # not due yet, or an attempt of it is in flight
         secret = webhook_rows.secret_of(session, delivery.tenant_id)
         session.expunge(delivery)
     status_code: int | None = None
@@ -140,7 +146,7 @@ def attempt(
     if outcome is Outcome.RETRY:
         retry_in_s = backoff_s(attempt=delivery.attempts + 1, policy=policy, rng=rng)
     with sessions.begin() as session:
-        webhook_rows.record_attempt(
+        recorded = webhook_rows.record_attempt(
             session,
             delivery,
             status=status,
@@ -149,6 +155,10 @@ def attempt(
             duration_ms=duration_ms,
             retry_in_s=retry_in_s,
         )
+    if not recorded:
+        # This attempt outlived its hold and another was recorded: that one decides.
+        log.warning("webhook delivery_id=%s: attempt outlived its hold", delivery.delivery_id)
+        return AttemptResult(None)
     f = families()
     attempt_outcome = "delivered" if outcome is Outcome.DELIVERED else "failed"
     f.webhook_attempts.labels(event=delivery.event, outcome=attempt_outcome).inc()

@@ -308,7 +308,7 @@ def test_kafka_broker_restarted(
     assert recover_s <= RECOVERY_BUDGET_S + 20  # + the consumer group re-forming
 
 
-def _deliveries(world: World) -> dict[str, int]:
+def deliveries_by_status(world: World) -> dict[str, int]:
     with world.sessions() as session:
         rows = session.execute(text("SELECT status, count(*) FROM webhook_deliveries GROUP BY 1"))
         return {r[0]: int(r[1]) for r in rows}
@@ -330,7 +330,7 @@ def test_notifier_killed_mid_delivery(
         notifier.crash()
         killed_at = time.monotonic()
         world.start("notifier", "--concurrency", "4", tag="b")
-        wait_for(lambda: _deliveries(world).get("delivered", 0) >= len(ids), timeout_s=90,
+        wait_for(lambda: deliveries_by_status(world).get("delivered", 0) >= len(ids), timeout_s=90,
                  what="every delivery")  # fmt: skip
         recover_s = time.monotonic() - killed_at
         world.wait_final(ids, timeout_s=30)
@@ -338,12 +338,12 @@ def test_notifier_killed_mid_delivery(
         distinct = {r["headers"].get("X-Infq-Delivery") for r in receiver.received}
         row.notes = (
             f"{len(distinct)} distinct deliveries in {len(receiver.received)} requests "
-            f"(at least once; receivers dedupe on X-Infq-Delivery); {_deliveries(world)}"
+            f"(at least once; receivers dedupe on X-Infq-Delivery); {deliveries_by_status(world)}"
         )
         record_row.append(row)
         assert_clean(row)
         assert len(distinct) == len(ids)
-        assert _deliveries(world) == {"delivered": len(ids)}
+        assert deliveries_by_status(world) == {"delivered": len(ids)}
         assert recover_s <= RECOVERY_BUDGET_S + 10
     finally:
         receiver.close()
@@ -375,14 +375,14 @@ def test_webhook_receiver_down_past_several_retries(
     receiver = Receiver("unused", port=port)
     up_at = time.monotonic()
     try:
-        wait_for(lambda: _deliveries(world).get("delivered", 0) >= len(ids), timeout_s=60,
+        wait_for(lambda: deliveries_by_status(world).get("delivered", 0) >= len(ids), timeout_s=60,
                  what="every delivery")  # fmt: skip
         recover_s = time.monotonic() - up_at
         row = world.measure("webhook receiver down past retries", ids, recover_s=recover_s)
-        row.notes = f"deliveries {_deliveries(world)} after >= 6 failed attempts each"
+        row.notes = f"deliveries {deliveries_by_status(world)} after >= 6 failed attempts each"
         record_row.append(row)
         assert_clean(row)
-        assert _deliveries(world) == {"delivered": len(ids)}
+        assert deliveries_by_status(world) == {"delivered": len(ids)}
         assert recover_s <= RECOVERY_BUDGET_S
     finally:
         receiver.close()
