@@ -20,7 +20,8 @@ busy it cuts only a batch that is already full: a partial batch keeps growing un
 the device is free, so batches still grow with the work that arrives during a forward
 pass (cutting partial batches early would halve them under a steady stream). Finish
 holds at most one batch waiting, so a slow store holds the device back instead of
-piling up claimed work; announce likewise holds at most one flush waiting.
+piling up claimed work. Announce never holds anything back: flushes it cannot keep up
+with (Kafka slow or away) are left to the outbox (:mod:`workers.announcing`).
 
 The **heartbeat** thread upserts the process row (the scheduler sizes windows from
 live rows) and renews the lease of every job the process holds, queued or in any
@@ -50,6 +51,7 @@ from dataclasses import dataclass
 from infq.bus.messages import WorkItem
 from infq.db import processes, scheduling
 from workers import stages
+from workers.announcing import Announcing
 from workers.context import WorkerContext
 from workers.grouping import ALONE, group_of, lane_policy
 from workers.heartbeat import Holdings, beat, new_process_id
@@ -104,8 +106,10 @@ class Engine:
         self._device_busy = threading.Event()
         self._to_forward: queue.Queue[_InFlight | None] = queue.Queue()
         self._to_finish: queue.Queue[_InFlight | None] = queue.Queue(maxsize=1)
-        self._to_announce: queue.Queue[tuple[_InFlight, FlushReport] | None] = queue.Queue(
-            maxsize=1
+        self.announcing: Announcing[_InFlight] = Announcing(
+            announce=lambda report: announce(ctx, report),
+            done=lambda f, report: self._done(f.key, report, f.task_id, f.started),
+            stale_after_s=s.outbox_grace_s,
         )
         # Tokens measured on arrival, by job id, until the job's batch is cut.
         self._lengths: dict[str, int] = {}
@@ -148,7 +152,7 @@ class Engine:
             ("prepare", self._prepare_loop),
             ("forward", self._forward_loop),
             ("finish", self._finish_loop),
-            ("announce", self._announce_loop),
+            ("announce", self.announcing.run),
             ("heartbeat", self._beat_loop),
         ):
             thread = threading.Thread(target=target, name=f"infq-{name}", daemon=True)
@@ -292,16 +296,9 @@ class Engine:
                 except Exception as e:
                     self._crashed(flight.key, flight.flush.runnable, flight.task_id, e)
                     continue
-                self._to_announce.put((flight, report))
+                self.announcing.offer(flight, report)
         finally:
-            self._to_announce.put(None)
-
-    def _announce_loop(self) -> None:
-        """Announce finished flushes, one at a time (never raises: the outbox retries)."""
-        while (done := self._to_announce.get()) is not None:
-            flight, report = done
-            announce(self.ctx, report)
-            self._done(flight.key, report, flight.task_id, flight.started)
+            self.announcing.close()
 
     def _done(self, key: int, report: FlushReport, task_id: str | None, started: float) -> None:
         self.holdings.drop(key, done=report.claimed)

@@ -11,7 +11,7 @@ serves as well wherever one is at hand.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -115,3 +115,14 @@ def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> li
     if not ids:
         return []
     return load_final(session, ids)
+
+
+def still_unnotified(session: Session, job_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Those of ``job_ids`` whose event is still unconfirmed: the outbox checks again
+    just before it re-announces, since the process that announced them first (a worker
+    whose record of Kafka's acks waited out a Postgres restart) often records them in
+    the meantime."""
+    if not job_ids:
+        return set()
+    stmt = select(Job.job_id).where(among_uuids(Job.job_id, job_ids), Job.notified_at.is_(None))
+    return set(session.scalars(stmt))

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from infq.db.arrays import among_uuids
 from infq.db.bulk import insert_rows
+from infq.db.locks import wait_at_most
 from infq.db.models import Job
 from infq.db.result_ref import recordset_columns, result_values, set_from
 from schemas.status import JobStatus
@@ -130,23 +131,18 @@ def pointed_at(session: Session, job_ids: Iterable[uuid.UUID], uris: Iterable[st
     return {uri for uri in session.scalars(stmt) if uri is not None}
 
 
-def mark_notified(session: Session, job_ids: Iterable[uuid.UUID]) -> None:
-    """Record that the completion events of these jobs are on Kafka.
+# The longest recording acks waits for a row another session holds (a host that died
+# in the middle of recording them): the caller retries, the rows stay in the outbox.
+MARK_LOCK_WAIT_MS = 5000
 
-    Rows another session holds locked (a host that died in the middle of recording the
-    same acks) are skipped, not waited for: they stay in the outbox and are announced
-    once more, which consumers already tolerate; waiting would stall the caller (the
-    scheduler's outbox, a worker's pipeline) for the whole lock timeout."""
+
+def mark_notified(session: Session, job_ids: Iterable[uuid.UUID]) -> None:
+    """Record that the completion events of these jobs are on Kafka."""
     ids = list(job_ids)
     if ids:
-        free = (
-            select(Job.job_id)
-            .where(among_uuids(Job.job_id, ids))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
+        wait_at_most(session, ms=MARK_LOCK_WAIT_MS)
         session.execute(
-            update(Job).where(Job.job_id.in_(free)).values(notified_at=func.now()),
+            update(Job).where(among_uuids(Job.job_id, ids)).values(notified_at=func.now()),
             execution_options={"synchronize_session": False},
         )
 
