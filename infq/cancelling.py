@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,6 +24,7 @@ from infq.db.final import load_final
 from infq.db.models import Job
 from infq.errors import NotFound
 from infq.outbox.announce import Announcer
+from schemas.batches import BatchStatus
 from schemas.status import JobStatus
 
 
@@ -38,16 +40,29 @@ def cancel_jobs(
     return done
 
 
+@dataclass(frozen=True)
+class BatchCancel:
+    """What cancelling a batch did: the jobs cancelled now, and the batch's status then
+    (``cancelling`` until its running jobs are final; a batch that had already finished
+    keeps its status and cancels nothing)."""
+
+    jobs: set[uuid.UUID]
+    status: BatchStatus
+
+
 def cancel_batch(
     sessions: sessionmaker[Session], announcer: Announcer, key: BatchKey
-) -> set[uuid.UUID]:
-    """Cancel a batch: every queued job now, and its jobs still to arrive; returns the
-    jobs cancelled now. :class:`NotFound` when the tenant has no such batch."""
+) -> BatchCancel:
+    """Cancel a batch: every queued job now, and its jobs still to arrive.
+    :class:`NotFound` when the tenant has no such batch."""
     tenant, batch_id = key
     with sessions.begin() as session:
-        if batch_rows.get(session, key) is None:
+        batch = batch_rows.get(session, key)
+        if batch is None:
             raise NotFound("batch", repr(batch_id))
-        batch_rows.mark_cancelled(session, key)
+        if not batch_rows.mark_cancelled(session, key):
+            session.refresh(batch)  # it finished, perhaps since it was read
+            return BatchCancel(jobs=set(), status=batch_rows.status_of(batch))
         queued = list(
             session.scalars(
                 select(Job.job_id).where(
@@ -57,4 +72,5 @@ def cancel_batch(
                 )
             )
         )
-    return cancel_jobs(sessions, announcer, tenant, queued)
+    return BatchCancel(jobs=cancel_jobs(sessions, announcer, tenant, queued),
+                       status=BatchStatus.CANCELLING)  # fmt: skip

@@ -165,4 +165,4 @@ def cancel_batch(ctx: Context, tenant: TenantId, batch_id: str) -> Cancelled:
     """Cancel every queued job of the batch; its jobs still to arrive are cancelled too.
     Running jobs finish; then the batch ends ``cancelled`` with its files."""
     done = cancelling.cancel_batch(ctx.sessions, ctx.announcer, (tenant, batch_id))
-    return Cancelled(cancelled=len(done))
+    return Cancelled(cancelled=len(done.jobs), status=done.status.value)

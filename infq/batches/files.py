@@ -13,7 +13,9 @@ the store: a batch of millions never sits in memory.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,8 @@ from infq.results.layout import parse_line, write_line
 from infq.results.store import ResultStore
 
 CACHE_MAX_BYTES = 64 * 1024 * 1024
+# How often a finalizer renews its claim while it reads (well inside its lease).
+RENEW_EVERY_S = 20.0
 
 
 def file_key(key: BatchKey, name: str) -> str:
@@ -86,8 +90,29 @@ def line_of(job: Job, objects: ObjectCache) -> tuple[bool, dict[str, Any]]:
     return False, line
 
 
-def write_files(sessions: sessionmaker[Session], store: ResultStore, key: BatchKey) -> BatchFiles:
-    """Write both files of a batch whose jobs are all final; returns their uris."""
+def missing_lines(seen: bytearray, *, missing: int) -> Iterator[dict[str, Any]]:
+    """Error lines for ``missing`` requests that never arrived: by ``batch_index`` where
+    ``seen`` marks the ones that did, else without one."""
+    message = "this request never reached infq before the batch's completion window ended"
+    indices = [i for i, s in enumerate(seen) if not s][:missing]
+    for i in [*indices, *([None] * (missing - len(indices)))]:
+        yield {"job_id": None, "custom_id": None, "batch_index": i, "status": "expired",
+               "error": {"code": "missing", "message": message}}  # fmt: skip
+
+
+def write_files(
+    sessions: sessionmaker[Session],
+    store: ResultStore,
+    key: BatchKey,
+    *,
+    renew: Callable[[], None] | None = None,
+    expected: int | None = None,
+) -> BatchFiles:
+    """Write both files of a batch whose jobs are all final; returns their uris.
+    ``renew`` is called about every ``RENEW_EVERY_S`` while the jobs are read (the
+    finalizer's claim on the batch). A batch that expired with fewer jobs than the
+    ``expected`` requests (some never reached infq) gets an error line for each
+    missing one, by its ``batch_index`` when its jobs carry one."""
     stmt = (
         select(Job)
         .where(Job.tenant_id == key[0], Job.batch_id == key[1])
@@ -100,9 +125,25 @@ def write_files(sessions: sessionmaker[Session], store: ResultStore, key: BatchK
         tempfile.TemporaryFile() as errors,
         sessions() as session,
     ):
-        for job in session.scalars(stmt):
+        renewed_at = time.monotonic()
+        seen = bytearray(expected or 0)
+        written = 0
+        for n, job in enumerate(session.scalars(stmt)):
             ok, line = line_of(job, objects)
             write_line(output if ok else errors, line)
+            written += 1
+            if job.batch_index is not None and 0 <= job.batch_index < len(seen):
+                seen[job.batch_index] = 1
+            if (
+                renew is not None
+                and n % 1000 == 999
+                and time.monotonic() - renewed_at > RENEW_EVERY_S
+            ):
+                renew()
+                renewed_at = time.monotonic()
+        if expected is not None and written < expected:
+            for line in missing_lines(seen, missing=expected - written):
+                write_line(errors, line)
         output.seek(0)
         errors.seek(0)
         return BatchFiles(

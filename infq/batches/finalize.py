@@ -1,21 +1,24 @@
 """Finishing a batch: its output and error files, its completion event and its webhook.
 
-Runs once every job of a sealed batch is final (see :class:`infq.outbox.announce.Announcer`).
-Safe to run twice: the output is rewritten identically and only the first run to mark
-the batch finished publishes the event and the webhook.
+Runs once every job of a sealed batch is final (see :class:`infq.outbox.announce.Announcer`),
+one finalizer at a time (a claim on the batch row, :mod:`infq.db.batch_finish`): other
+copies of the message return at once. Safe to run again after a crash: the output is
+rewritten identically and only the run that marks the batch finished makes its event
+(kept on the row until Kafka confirms it) and its webhook.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
-import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.batches.files import write_files
-from infq.bus.kafka import Message
+from infq.db import batch_finish
 from infq.db import batches as batch_rows
 from infq.db import webhooks as webhook_rows
+from infq.db.batch_finish import Completion
 from infq.db.batches import BatchKey
 from infq.outbox.announce import Announcer
 from infq.results.store import ResultStore
@@ -28,15 +31,24 @@ def finalize(
     key: BatchKey, *, sessions: sessionmaker[Session], store: ResultStore, announcer: Announcer
 ) -> bool:
     """Finish one batch if it is ready and unfinished; True when this call finished it."""
-    with sessions() as session:
-        batch = batch_rows.get(session, key)
-        if batch is None or batch.finished_at is not None or batch.total_jobs is None:
-            return False
-        if batch.jobs_final < batch.total_jobs:
-            return False
-    files = write_files(sessions, store, key)
     with sessions.begin() as session:
-        done = batch_rows.mark_finished(
+        if not batch_finish.claim_finalizing(session, key):
+            return False  # not ready, finished, or another finalizer holds it
+        batch = batch_rows.get(session, key)
+        expected = batch.total_jobs if batch is not None else None
+
+    def renew(lease_s: float = batch_finish.FINALIZE_LEASE_S) -> None:
+        with sessions.begin() as session:
+            batch_finish.renew_finalizing(session, key, lease_s=lease_s)
+
+    try:
+        files = write_files(sessions, store, key, renew=renew, expected=expected)
+    except Exception:
+        with contextlib.suppress(Exception):
+            renew(0.0)  # let the next re-drive try at once
+        raise
+    with sessions.begin() as session:
+        done = batch_finish.mark_finished(
             session, key, output_uri=files.output_uri, error_uri=files.error_uri
         )
         if done is None:
@@ -56,6 +68,7 @@ def finalize(
             finished_at=done.finished_at or done.created_at,
         )
         payload = event.model_dump(mode="json", exclude_none=True)
+        batch_finish.keep_event(session, key, payload)
         deliveries = []
         if done.webhook_url:
             # The webhook carries presigned URLs of both files (they expire; the
@@ -79,13 +92,9 @@ def finalize(
                     }
                 ],
             )
-    # The batch row is finished first (the source of truth); an event Kafka refuses
-    # now is logged, not retried forever: the output file and webhook still happen.
-    acked = announcer.publisher.send(
-        [Message(announcer.settings.results_topic, key[1].encode(), orjson.dumps(payload))]
-    )
-    if not all(acked):
-        log.warning("batch.completed event not confirmed tenant=%s batch_id=%s", *key)
+    # The batch row is finished first (the source of truth), with its event: one Kafka
+    # does not confirm now is sent again by the outbox.
+    announcer.batches_completed([Completion(key, payload)])
     announcer.send_deliveries([str(d) for d in deliveries])
     log.info("batch finished tenant=%s batch_id=%s jobs=%s", key[0], key[1], counts)
     return True

@@ -124,7 +124,7 @@ def cancel(batch_id: str, tenant: Tenant = DEFAULT_TENANT) -> None:
             done = cancelling.cancel_batch(sessions, announcer, (tenant, batch_id))
     finally:
         publisher.close()
-    console.print(f"batch {batch_id}: cancelled {len(done)} queued jobs")
+    console.print(f"batch {batch_id}: cancelled {len(done.jobs)} queued jobs; {done.status.value}")
 
 
 def finished_batch(

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, text, tuple_, update
+from sqlalchemy import and_, case, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -118,11 +118,17 @@ def get(session: Session, key: BatchKey) -> Batch | None:
     return session.get(Batch, key)
 
 
-# Sealed, not finished, and every job final: what makes a batch ready to finish.
-_READY = (
+# Sealed, not finished, and every job final — or past its window (expired) with every
+# job that arrived final: what makes a batch ready to finish. An expired batch does not
+# wait for requests that never arrived (a publish that failed half-way); its error
+# file names them.
+READY = (
     Batch.total_jobs.is_not(None),
-    Batch.jobs_final >= Batch.total_jobs,
     Batch.finished_at.is_(None),
+    or_(
+        Batch.jobs_final >= Batch.total_jobs,
+        and_(Batch.expired_at.is_not(None), Batch.jobs_final >= Batch.jobs_seen),
+    ),
 )
 
 
@@ -132,7 +138,7 @@ def ready_to_finish(session: Session, keys: Iterable[BatchKey]) -> list[BatchKey
     if not wanted:
         return []
     stmt = select(Batch.tenant_id, Batch.batch_id).where(
-        tuple_(Batch.tenant_id, Batch.batch_id).in_(wanted), *_READY
+        tuple_(Batch.tenant_id, Batch.batch_id).in_(wanted), *READY
     )
     return [(t, b) for t, b in session.execute(stmt).tuples()]
 
@@ -140,7 +146,7 @@ def ready_to_finish(session: Session, keys: Iterable[BatchKey]) -> list[BatchKey
 def unfinished_ready(session: Session, *, limit: int) -> list[BatchKey]:
     """Sealed batches whose jobs are all final but that were never finished (the
     finalize message was lost, or the notifier died): the outbox re-drives them."""
-    stmt = select(Batch.tenant_id, Batch.batch_id).where(*_READY).limit(limit)
+    stmt = select(Batch.tenant_id, Batch.batch_id).where(*READY).limit(limit)
     return [(t, b) for t, b in session.execute(stmt).tuples()]
 
 
@@ -175,20 +181,6 @@ def counts_of(session: Session, keys: Sequence[BatchKey]) -> dict[BatchKey, dict
     return found
 
 
-def mark_finished(
-    session: Session, key: BatchKey, *, output_uri: str, error_uri: str
-) -> Batch | None:
-    """Finish a batch once; None when someone else already did."""
-    stmt = (
-        update(Batch)
-        .where(Batch.tenant_id == key[0], Batch.batch_id == key[1], Batch.finished_at.is_(None))
-        .values(finished_at=func.now(), output_uri=output_uri, error_uri=error_uri)
-        .returning(Batch)
-        .execution_options(synchronize_session=False)
-    )
-    return session.scalar(stmt)
-
-
 def status_of(batch: Batch) -> BatchStatus:
     """A batch's status from its row (:data:`STATUS_SQL` is the same rule in SQL)."""
     if batch.finished_at is not None:
@@ -218,28 +210,47 @@ STATUS_SQL = case(
 )
 
 
-def mark_cancelled(session: Session, key: BatchKey) -> None:
-    """Record that a batch is cancelled (its late jobs are cancelled on arrival)."""
-    session.execute(
+def mark_cancelled(session: Session, key: BatchKey) -> bool:
+    """Record that a batch is cancelled (its late jobs are cancelled on arrival); False
+    when it had already finished, which a cancel does not change."""
+    stmt = (
         update(Batch)
-        .where(Batch.tenant_id == key[0], Batch.batch_id == key[1])
+        .where(Batch.tenant_id == key[0], Batch.batch_id == key[1], Batch.finished_at.is_(None))
         .values(cancelled_at=func.coalesce(Batch.cancelled_at, func.now()))
+        .returning(Batch.batch_id)
     )
+    return session.scalar(stmt) is not None
 
 
+# Batches past their window with something left undone are marked expired first, a
+# bounded step at a time: one that cannot complete (a request never arrived) leaves
+# the set at once and never keeps later ones from expiring.
+_MARK_EXPIRED_SQL = text(
+    """
+    UPDATE batches SET expired_at = now()
+     WHERE (tenant_id, batch_id) IN (
+        SELECT tenant_id, batch_id FROM batches
+         WHERE expires_at < now() AND finished_at IS NULL AND expired_at IS NULL
+           -- something is left undone: requests missing, or jobs not started
+           AND (total_jobs IS NULL OR jobs_seen < total_jobs OR EXISTS (
+                SELECT 1 FROM jobs j WHERE j.tenant_id = batches.tenant_id
+                   AND j.batch_id = batches.batch_id AND j.status = 'queued'))
+         ORDER BY expires_at LIMIT :batches
+         FOR UPDATE SKIP LOCKED)
+    RETURNING tenant_id, batch_id
+    """
+)
+# Then the queued jobs of expired, unfinished batches end ``expired`` (late arrivals
+# included); running ones finish.
 _EXPIRE_SQL = text(
     """
-    WITH due AS (
-        SELECT tenant_id, batch_id FROM batches
-        WHERE expires_at < now() AND finished_at IS NULL
-        ORDER BY expires_at
-        LIMIT :batches
-    ), gone AS (
-        SELECT j.job_id FROM jobs j JOIN due USING (tenant_id, batch_id)
-        WHERE j.status = 'queued'
-        ORDER BY j.job_id
-        LIMIT :jobs
-        FOR UPDATE OF j SKIP LOCKED
+    WITH gone AS (
+        SELECT j.job_id FROM jobs j
+          JOIN batches b ON b.tenant_id = j.tenant_id AND b.batch_id = j.batch_id
+         WHERE b.expired_at IS NOT NULL AND b.finished_at IS NULL AND j.status = 'queued'
+         ORDER BY j.job_id
+         LIMIT :jobs
+         FOR UPDATE OF j SKIP LOCKED
     )
     UPDATE jobs SET
         status = 'expired',
@@ -249,27 +260,21 @@ _EXPIRE_SQL = text(
         lease_owner = NULL,
         lease_expires_at = NULL
     FROM gone WHERE jobs.job_id = gone.job_id
-    RETURNING jobs.job_id, jobs.tenant_id, jobs.batch_id
+    RETURNING jobs.job_id
     """
 )
 
 
 def expire_due(session: Session, *, limit: int) -> list[uuid.UUID]:
-    """End ``expired`` up to ``limit`` queued jobs of batches past their completion
-    window (jobs already running finish), mark those batches expired, and give the
-    jobs that were waiting for an expired job (identical input, another batch) a new
-    leader. Returns the expired jobs, to announce."""
-    rows = session.execute(_EXPIRE_SQL, {"batches": 100, "jobs": limit}).tuples().all()
-    if not rows:
+    """Mark expired the batches past their completion window (up to ``limit`` a call),
+    end ``expired`` up to ``limit`` queued jobs of expired batches (jobs already
+    running finish), and give the jobs that were waiting for an expired job (identical
+    input, another batch) a new leader. Returns the expired jobs, to announce; a batch
+    with none left to expire is finished by the outbox once its running jobs are."""
+    session.execute(_MARK_EXPIRED_SQL, {"batches": limit})
+    ids = list(session.scalars(_EXPIRE_SQL, {"jobs": limit}))
+    if not ids:
         return []
-    ids = [job_id for job_id, _, _ in rows]
-    keys = list({(t, b) for _, t, b in rows})
-    session.execute(
-        update(Batch)
-        .where(tuple_(Batch.tenant_id, Batch.batch_id).in_(keys), Batch.expired_at.is_(None))
-        .values(expired_at=func.now())
-        .execution_options(synchronize_session=False)
-    )
     leading = session.scalars(
         select(Job.coalesced_into)
         .where(Job.coalesced_into.in_(ids), Job.status == "queued")

@@ -181,6 +181,11 @@ class Batch(Base):
     # Jobs not started by ``expires_at`` end ``expired`` (maintenance sets ``expired_at``).
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The one finalizer writing its files holds it until then (a lease).
+    finalizing_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Its batch.completed event, kept until a broker confirmed it (the outbox).
+    completed_event: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class WebhookDelivery(Base):

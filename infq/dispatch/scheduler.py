@@ -1,12 +1,14 @@
 """The scheduler: Postgres holds the backlog, Redis only a small window under leases.
 
-Every tick (``scheduler_interval_ms``, or at once when the dispatcher recorded jobs):
+Two loops, on two threads, so that neither waits for the other:
 
-* **hand-out** — for each model with live workers, lease ready jobs up to its window
+* **hand-out** (every ``scheduler_interval_ms``, or at once when the dispatcher
+  recorded jobs) — for each model with live workers, lease ready jobs up to its window
   (``window_batches`` batches per live worker slot, minus what is already handed out
   or held), by priority, then weighted fair share between tenants, then age, and send
   them as Celery messages. A failed send releases them at once.
-* **maintenance** (every ``maintenance_interval_s``, one leader at a time) — expire
+* **maintenance** (every ``maintenance_interval_s``, one leader at a time; it talks to
+  Kafka and S3, which may be away, so it never runs on the hand-out's thread) — expire
   leases (a silent worker's jobs go back to ready, or fail after ``max_attempts``
   lost workers), forget long-dead processes, delete result objects a dead worker
   wrote but never recorded, end ``expired`` the queued jobs of batches past their
@@ -33,10 +35,10 @@ from celery import Celery
 from sqlalchemy.orm import Session, sessionmaker
 
 from infq.catalogue.catalogue import split_lane
+from infq.db import batch_finish, ledger, processes, scheduling
 from infq.db import batches as batch_rows
-from infq.db import ledger, processes, scheduling
 from infq.db import webhooks as webhook_rows
-from infq.db.final import final_unnotified, load_final
+from infq.db.final import final_unnotified, load_final, still_unnotified
 from infq.db.locks import skipped_if_locked, wait_at_most
 from infq.dispatch.enqueue import publish_jobs
 from infq.metrics import families
@@ -58,7 +60,7 @@ def window_size(*, slots: int, max_batch_size: int, window_batches: float) -> in
 
 @dataclass
 class TickReport:
-    """What one tick did."""
+    """What one hand-out or maintenance round did."""
 
     handed_out: int = 0
     messages: int = 0
@@ -94,7 +96,6 @@ class Scheduler:
         self.store = store
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._next_maintenance = 0.0
         self._finalize_sent: dict[tuple[str, str], float] = {}
 
     def wake(self) -> None:
@@ -102,22 +103,38 @@ class Scheduler:
         self._wake.set()
 
     def stop(self) -> None:
-        """Return from :meth:`run` after the current tick."""
+        """Return from :meth:`run` after the current round."""
         self._stop.set()
         self._wake.set()
 
     def run(self) -> None:
-        """Tick until :meth:`stop`; a failing tick (a service away) is retried."""
+        """Hand out until :meth:`stop`, with maintenance on a thread of its own: it talks
+        to Kafka and S3 (re-announcing, deleting orphans), and a broker that is away
+        must never keep the Postgres backlog from reaching the workers."""
+        maintainer = threading.Thread(
+            target=self._maintain_forever, name="infq-maintenance", daemon=True
+        )
+        maintainer.start()
+        try:
+            self._hand_out_forever()
+        finally:
+            self._stop.set()
+            maintainer.join(timeout=5)
+
+    def _hand_out_forever(self) -> None:
+        """Hand out on every wake-up or interval; a failing round (Postgres or Redis
+        away) is retried with backoff."""
         interval_s = self.settings.scheduler_interval_ms / 1000
         failures = 0
         while not self._stop.is_set():
+            report = TickReport()
             try:
-                report = self.tick()
+                self.hand_out(report)
                 failures = 0
             except Exception:
                 failures += 1
                 delay_s = min(10.0, 0.25 * 2**failures)
-                log.exception("scheduler tick failed; retrying in %.1f s", delay_s)
+                log.exception("hand-out failed; retrying in %.1f s", delay_s)
                 self._stop.wait(delay_s)
                 continue
             if report.handed_out:
@@ -125,19 +142,15 @@ class Scheduler:
             self._wake.wait(interval_s)
             self._wake.clear()
 
-    def tick(self) -> TickReport:
-        """One hand-out, plus maintenance when it is due."""
-        report = TickReport()
-        now = time.monotonic()
-        if now >= self._next_maintenance:
-            self._next_maintenance = now + self.settings.maintenance_interval_s
+    def _maintain_forever(self) -> None:
+        """Maintenance every ``maintenance_interval_s``; a failing one runs again at the
+        next period."""
+        while not self._stop.is_set():
             try:
-                self.maintain(report)
+                self.maintain(TickReport())
             except Exception:
-                # S3 or the broker away must not stop the hand-out; the sweep runs again.
                 log.exception("maintenance failed; retrying at the next period")
-        self.hand_out(report)
-        return report
+            self._stop.wait(self.settings.maintenance_interval_s)
 
     def hand_out(self, report: TickReport) -> None:
         """Lease ready jobs into each model's free window and send them."""
@@ -192,6 +205,9 @@ class Scheduler:
             with skipped_if_locked(session, "expiring batches past their window"):
                 expired = batch_rows.expire_due(session, limit=OUTBOX_BATCH)
             unfinished = batch_rows.unfinished_ready(session, limit=OUTBOX_BATCH)
+            completions = batch_finish.unsent(
+                session, older_than_s=s.outbox_grace_s, limit=OUTBOX_BATCH
+            )
             orphans = ledger.abandoned(session, older_than_s=s.lease_s, limit=OUTBOX_BATCH)
         for uri in orphans:
             self.store.delete(uri)
@@ -218,9 +234,17 @@ class Scheduler:
             report.expired = len(expired)
             log.info("batch windows passed: expired jobs=%d", len(expired))
         if unnotified:
+            with self.sessions() as session:
+                left = still_unnotified(session, [j.job_id for j in unnotified])
+            unnotified = [j for j in unnotified if j.job_id in left]
+        if unnotified:
             missed = self.announcer.jobs_final(unnotified)
             report.republished = len(unnotified) - missed
             log.info("outbox re-announced=%d unconfirmed=%d", report.republished, missed)
+        if completions:
+            missed = self.announcer.batches_completed(completions)
+            log.info("outbox re-sent batch.completed=%d unconfirmed=%d",
+                     len(completions) - missed, missed)  # fmt: skip
         if overdue:
             self.announcer.send_deliveries([str(d) for d in overdue])
             report.redriven_deliveries = len(overdue)

@@ -27,9 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from infq.bus.celery import CONTROL_QUEUE, DELIVER_TASK, FINALIZE_TASK, WEBHOOK_QUEUE
 from infq.bus.kafka import Message, Publisher
+from infq.db import batch_finish
 from infq.db import batches as batch_rows
 from infq.db import jobs as job_rows
 from infq.db import webhooks as webhook_rows
+from infq.db.batch_finish import Completion
 from infq.db.final import FinalJob
 from infq.errors import InfqError
 from infq.metrics import families
@@ -98,6 +100,24 @@ class Announcer:
         self.send_deliveries([str(d) for d in deliveries])
         self.finish_batches(ready)
         return len(jobs) - len(confirmed)
+
+    def batches_completed(self, completions: Sequence[Completion]) -> int:
+        """Send finished batches' ``batch.completed`` events; those a broker confirmed
+        leave the outbox. Returns how many were not confirmed (sent again later)."""
+        if not completions:
+            return 0
+        topic = self.settings.results_topic
+        acked = self.publisher.send(
+            [Message(topic, c.key[1].encode(), orjson.dumps(c.event)) for c in completions]
+        )
+        sent = [c.key for c, ok in zip(completions, acked, strict=True) if ok]
+        if sent:
+            with self.sessions.begin() as session:
+                batch_finish.mark_sent(session, sent)
+        missed = len(completions) - len(sent)
+        if missed:
+            log.warning("batch.completed events not confirmed: %d; the outbox retries", missed)
+        return missed
 
     def _mark_notified(self, job_ids: list[uuid.UUID]) -> None:
         """Record the broker's acks right away, alone, and through a short Postgres outage:

@@ -17,6 +17,7 @@ from tests.chaos.conftest import ROOT as REPO
 from tests.chaos.test_chaos import (
     ECHO,
     assert_clean,
+    deliveries_by_status,
     family,
     held_by,
     make_world,
@@ -24,7 +25,7 @@ from tests.chaos.test_chaos import (
     under_load,
 )
 from tests.chaos.world import RECOVERY_BUDGET_S, Row, World
-from tests.integration.harness import wait_for
+from tests.integration.harness import Receiver, wait_for
 
 pytestmark = pytest.mark.chaos
 
@@ -279,3 +280,66 @@ def _batch_finished(world: World, batch: str) -> bool:
     with world.sessions() as session:
         return bool(session.scalar(text("SELECT finished_at IS NOT NULL FROM batches "
                                         "WHERE batch_id = :b"), {"b": batch}))  # fmt: skip
+
+
+SKEWED_CLOCK = REPO / "tests" / "chaos" / "skewed_clock"
+# How far behind the skewed notifier's clock runs, and how long the receiver takes.
+CLOCK_BEHIND_S = 5.0
+RECEIVER_DELAY_S = 15.0
+
+
+def test_a_slow_receiver_and_a_notifier_whose_clock_runs_behind(
+    chaos_env: dict[str, str], chaos_base: Settings, world_factory: list[World],
+    record_row: list[Row],
+) -> None:  # fmt: skip
+    """Measured before the fix: the outbox sweep sent a delivery again while its first
+    POST was still waiting for the receiver (a second POST, attempt numbers colliding);
+    and a notifier whose clock ran more than 2 s behind compared its own clock with the
+    due times Postgres and the workers wrote, found nothing due, and never delivered
+    (this row then: 16 POSTs for 12 deliveries, none by the notifier 5 s behind)."""
+    receiver = Receiver("unused", delay_s=RECEIVER_DELAY_S)
+    world = make_world(world_factory, chaos_env, chaos_base, "slow_hook",
+                       INFQ_WEBHOOK_TIMEOUT_S=str(RECEIVER_DELAY_S + 10))  # fmt: skip
+    world.start("dispatcher")
+    world.start(*ECHO)
+    # Given two notifiers, one of them on a host whose clock runs 5 s behind
+    skewed_log = world.log_dir / "slow_hook-notifier-behind.log"
+    skewed_from = skewed_log.stat().st_size if skewed_log.exists() else 0
+    world.start("notifier", "--concurrency", "8", tag="behind",
+                env={"PYTHONPATH": f"{SKEWED_CLOCK}:{REPO}",
+                     "CHAOS_CLOCK_SHIFT_S": str(-CLOCK_BEHIND_S)})  # fmt: skip
+    world.start("notifier", "--concurrency", "8", tag="on-time")
+    world.wait_registered(1)
+    try:
+        # When jobs with webhooks finish, and the receiver answers each after 15 s
+        started = time.monotonic()
+        ids = world.submit(12, webhook_url=receiver.url)
+        wait_for(lambda: deliveries_by_status(world).get("delivered", 0) >= len(ids),
+                 timeout_s=RECEIVER_DELAY_S + 75, what="every delivery")  # fmt: skip
+        recover_s = time.monotonic() - started
+        world.wait_final(ids, timeout_s=30)
+        row = world.measure("receiver answering after 15 s, a notifier 5 s behind", ids,
+                            recover_s=recover_s)  # fmt: skip
+        with skewed_log.open() as log:
+            log.seek(skewed_from)
+            by_skewed = sum("outcome=delivered" in line for line in log)
+        row.notes = (f"{len(receiver.received)} POSTs for {len(ids)} deliveries, "
+                     f"{by_skewed} by the notifier 5 s behind")  # fmt: skip
+        record_row.append(row)
+        # Then every webhook is delivered by one POST, whichever notifier made it
+        assert_clean(row)
+        assert deliveries_by_status(world) == {"delivered": len(ids)}
+        assert len(receiver.received) == len(ids), row.notes
+        assert _attempts_per_delivery(world) == {1: len(ids)}
+        assert by_skewed > 0, row.notes
+    finally:
+        receiver.close()
+
+
+def _attempts_per_delivery(world: World) -> dict[int, int]:
+    """How many deliveries made how many recorded attempts."""
+    with world.sessions() as session:
+        rows = session.execute(text(
+            "SELECT n, count(*) FROM (SELECT delivery_id, count(*) AS n FROM webhook_attempts "
+            "GROUP BY 1) a GROUP BY 1"))  # fmt: skip
+        return {int(r[0]): int(r[1]) for r in rows}

@@ -192,20 +192,43 @@ def test_late_jobs_of_a_cancelled_batch_never_run(
     from tests.integration.harness import wait_final
 
     alpha = tenants_made["alpha"]
-    answer = httpx.post(
-        f"{api}/v1/batches", params={"model": "echo"}, content='{"text": "first"}',
-        headers=_auth(alpha),
-    )  # fmt: skip
-    batch_id = answer.json()["batch_id"]
-    wait_final(sessions, [uuid.UUID(answer.json()["job_ids"][0])])
-    cancelled = httpx.post(f"{api}/v1/batches/{batch_id}/cancel", headers=_auth(alpha))
-    assert cancelled.status_code == 200, cancelled.text
+    # Given a batch still open (not sealed), one job of it final
+    batch_id = f"late-{uuid.uuid4().hex[:8]}"
     with JobProducer(settings.kafka, topic=settings.jobs_topic) as producer:
+        first = producer.submit_many(["first"], model="echo", batch_id=batch_id,
+                                     tenant=alpha.tenant_id)  # fmt: skip
+        wait_final(sessions, first)
+        # When it is cancelled, the answer says it is cancelling (as OpenAI's cancel does)
+        cancelled = httpx.post(f"{api}/v1/batches/{batch_id}/cancel", headers=_auth(alpha))
+        assert cancelled.status_code == 200, cancelled.text
+        assert cancelled.json() == {"cancelled": 0, "status": "cancelling"}
+        # Then its jobs that arrive later never run
         late = producer.submit_many(
             ["late 1", "late 2"], model="echo", batch_id=batch_id, tenant=alpha.tenant_id
         )
     rows = wait_final(sessions, late)
     assert all(r.status == "cancelled" and r.started_at is None for r in rows.values())
+
+
+def test_cancelling_a_finished_batch_changes_nothing(
+    api: str, tenants_made: dict[str, Credentials]
+) -> None:
+    """Measured before: the cancel answered `"status": null`, and a batch that had
+    completed with its files turned `cancelled`."""
+    alpha = tenants_made["alpha"]
+    answer = httpx.post(f"{api}/v1/batches", params={"model": "echo"},
+                        content='{"text": "done soon"}', headers=_auth(alpha))  # fmt: skip
+    batch_id = answer.json()["batch_id"]
+    url = f"{api}/v1/batches/{batch_id}"
+
+    def completed() -> bool:
+        return bool(httpx.get(url, headers=_auth(alpha)).json()["status"] == "completed")
+
+    wait_for(completed, timeout_s=60, what=f"batch {batch_id} to complete")
+    cancelled = httpx.post(f"{url}/cancel", headers=_auth(alpha))
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json() == {"cancelled": 0, "status": "completed"}
+    assert httpx.get(url, headers=_auth(alpha)).json()["status"] == "completed"
 
 
 def test_retries_follow_max_attempts_exactly_then_the_delivery_is_dead(
