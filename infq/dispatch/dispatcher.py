@@ -49,15 +49,6 @@ from infq.settings import Settings
 
 log = logging.getLogger("infq.dispatcher")
 
-# The longest pause between polls while the broker does not answer.
-SPIN_BACKOFF_MAX_S = 2.0
-
-
-def spinning(*, cpu_s: float, wall_s: float) -> bool:
-    """Whether an empty poll kept its thread busy for most of its time (a client
-    looking for a broker that does not answer) rather than waiting for records."""
-    return wall_s > 0.05 and cpu_s > 0.5 * wall_s
-
 
 def why(error: BaseException) -> str:
     """A failed round's cause in one line: the service's own words, first line only."""
@@ -126,9 +117,8 @@ class Dispatcher:
         log.info("dispatcher started topic=%s", self.settings.jobs_topic)
         failures = 0
         linger_s = self.settings.dispatch_linger_ms / 1000
-        idle_polls = 0
         while not self._stop.is_set():
-            started, cpu_started = time.monotonic(), time.thread_time()
+            started = time.monotonic()
             try:
                 report = self.run_once()
             except Exception as e:
@@ -144,16 +134,6 @@ class Dispatcher:
                 self._rewind()
                 continue
             failures = 0
-            if not report.records and spinning(
-                cpu_s=time.thread_time() - cpu_started, wall_s=time.monotonic() - started
-            ):
-                # While the broker does not answer, kafka-python's poll looks for the
-                # group coordinator in a busy loop: the workers on this host need that
-                # core. Poll less often until it answers again.
-                idle_polls += 1
-                self._stop.wait(min(SPIN_BACKOFF_MAX_S, 0.1 * 2**idle_polls))
-                continue
-            idle_polls = 0
             if 0 < report.records < self.settings.poll_max_records:
                 # Not a full poll: let the next records gather (see dispatch_linger_ms).
                 self._stop.wait(linger_s - (time.monotonic() - started))
