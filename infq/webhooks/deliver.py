@@ -61,8 +61,10 @@ def policy_of(settings: Settings) -> RetryPolicy:
 
 def hold_s(settings: Settings) -> float:
     """How long a claimed attempt keeps its delivery: past the POST's deadline (which
-    covers connecting, sending and the answer) with room for resolving and recording."""
-    return 2 * settings.webhook_timeout_s + 10.0
+    covers connecting, sending and the answer) with room for resolving and recording.
+    No longer: a notifier that dies mid-attempt leaves the delivery for this long, then
+    the outbox sweep sends it again."""
+    return settings.webhook_timeout_s + 5.0
 
 
 def _with_result_url(payload: dict[str, Any], store: S3ResultStore, expires_s: int) -> bytes:
