@@ -128,15 +128,14 @@ def write_files(
         renewed_at = time.monotonic()
         seen = bytearray(expected or 0)
         written = 0
-        for n, job in enumerate(session.scalars(stmt)):
+        for written, job in enumerate(session.scalars(stmt), start=1):
             ok, line = line_of(job, objects)
             write_line(output if ok else errors, line)
-            written += 1
             if job.batch_index is not None and 0 <= job.batch_index < len(seen):
                 seen[job.batch_index] = 1
             if (
                 renew is not None
-                and n % 1000 == 999
+                and written % 1000 == 0
                 and time.monotonic() - renewed_at > RENEW_EVERY_S
             ):
                 renew()

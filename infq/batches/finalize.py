@@ -32,10 +32,10 @@ def finalize(
 ) -> bool:
     """Finish one batch if it is ready and unfinished; True when this call finished it."""
     with sessions.begin() as session:
-        if not batch_finish.claim_finalizing(session, key):
+        claimed = batch_finish.claim_finalizing(session, key)
+        if claimed is None:
             return False  # not ready, finished, or another finalizer holds it
-        batch = batch_rows.get(session, key)
-        expected = batch.total_jobs if batch is not None else None
+        expected = claimed.total_jobs
 
     def renew(lease_s: float = batch_finish.FINALIZE_LEASE_S) -> None:
         with sessions.begin() as session:

@@ -28,9 +28,11 @@ def _lease(seconds: float) -> Any:
     return func.now() + func.make_interval(0, 0, 0, 0, 0, 0, seconds)
 
 
-def claim_finalizing(session: Session, key: BatchKey, *, lease_s: float = FINALIZE_LEASE_S) -> bool:
+def claim_finalizing(
+    session: Session, key: BatchKey, *, lease_s: float = FINALIZE_LEASE_S
+) -> Batch | None:
     """Take a batch ready to finish (:data:`infq.db.batches.READY`), unless another
-    finalizer holds it; False when it is not ready, finished, or held."""
+    finalizer holds it; its row, or None when it is not ready, finished, or held."""
     stmt = (
         update(Batch)
         .where(
@@ -40,10 +42,10 @@ def claim_finalizing(session: Session, key: BatchKey, *, lease_s: float = FINALI
             or_(Batch.finalizing_until.is_(None), Batch.finalizing_until < func.now()),
         )
         .values(finalizing_until=_lease(lease_s))
-        .returning(Batch.batch_id)
+        .returning(Batch)
         .execution_options(synchronize_session=False)
     )
-    return session.scalar(stmt) is not None
+    return session.scalar(stmt)
 
 
 def renew_finalizing(session: Session, key: BatchKey, *, lease_s: float = FINALIZE_LEASE_S) -> None:
