@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.types import Scope
 
 from infq import __version__
 from infq.api import batches, errors, health, jobs
@@ -82,9 +83,10 @@ def create_api(settings: Settings) -> FastAPI:
     # routes keep theirs.
     errors.install(app, surfaces={openai_surface.PREFIX + "/": openai_errors.render})
     # Every body is bounded while it streams in, before the route (and so the API key
-    # check) sees it; a keyless body is refused unread.
+    # check) sees it; a body without a known key is refused unread.
     app.add_middleware(
         BodyLimits,
+        tenant_of=_tenant_of,
         default_bytes=settings.api_max_body_bytes,
         by_prefix=[(f"{openai_surface.PREFIX}/files", settings.openai_max_file_bytes
                     + openai_files.FORM_OVERHEAD_BYTES)],
@@ -96,3 +98,10 @@ def create_api(settings: Settings) -> FastAPI:
     # No /metrics here: its labels name tenants, and this port is public. `infq api`
     # serves them on INFQ_METRICS_PORT, as every other process does.
     return app
+
+
+def _tenant_of(scope: Scope, api_key: str) -> str | None:
+    """The tenant of ``api_key``, from the context the lifespan stored (Starlette puts
+    the application in every request's scope)."""
+    ctx: ApiContext = scope["app"].state.infq
+    return ctx.tenant_for(api_key)

@@ -12,7 +12,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from infq.api.limits import MISSING_KEY
+from infq.api.limits import MISSING_KEY, UNKNOWN_KEY
 from infq.bus.kafka import Publisher
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.chat import ChatTemplates
@@ -97,7 +97,7 @@ def current_tenant(
         raise HTTPException(401, MISSING_KEY, headers=challenge)
     tenant = ctx.tenant_for(key)
     if tenant is None:
-        raise HTTPException(401, "unknown API key", headers=challenge)
+        raise HTTPException(401, UNKNOWN_KEY, headers=challenge)
     return tenant
 
 

@@ -104,3 +104,58 @@ def test_a_gib_body_is_refused_with_memory_flat(
     assert grown < 8 * CHUNK, f"the API grew by {grown / CHUNK:.1f} MiB"
     # And the API still answers
     assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+
+
+def _answer_to_headers_alone(port: int, path: str, headers: dict[str, str]) -> bytes:
+    """Send a request's headers declaring a body, never the body; what the server says
+    within 5 s (b"" when it waits for the body, as it must for a caller it accepts)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    framing = {"Content-Type": "application/json", "Content-Length": str(LIMIT // 2)}
+    head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, **framing}.items())
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}\r\n".encode())
+    answer = b""
+    try:
+        while got := sock.recv(4096):  # the status line and the body come apart
+            answer += got
+            fields, _, body = answer.partition(b"\r\n\r\n")
+            length = next(
+                (int(h.split(b":")[1]) for h in fields.split(b"\r\n")
+                 if h.lower().startswith(b"content-length:")), None,
+            )  # fmt: skip
+            if length is not None and len(body) >= length:
+                break
+    except TimeoutError:
+        pass
+    finally:
+        sock.close()
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("path", "key", "why"),
+    [
+        ("/v1/jobs", None, b"missing API key"),
+        ("/v1/jobs", "infq_not-a-key", b"unknown API key"),
+        ("/v1/batches?model=echo", "infq_not-a-key", b"unknown API key"),
+        ("/openai/v1/files", "infq_not-a-key", b"unknown API key"),
+    ],
+)
+def test_a_body_without_a_known_key_is_refused_before_it_is_sent(
+    own_api: tuple[int, InfqProcess], path: str, key: str | None, why: bytes
+) -> None:
+    """A wrong key costs the API no body at all: the key is looked up from the headers,
+    so the 401 comes before the client has sent a byte of its body."""
+    port, _ = own_api
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    answer = _answer_to_headers_alone(port, path, headers)
+    assert answer.startswith(b"HTTP/1.1 401 "), answer
+    assert why in answer
+
+
+def test_a_known_key_is_let_through_to_its_body(
+    own_api: tuple[int, InfqProcess], tenants_made: dict[str, Credentials]
+) -> None:
+    """The same early look-up never refuses a tenant's key: the API waits for the body."""
+    port, _ = own_api
+    headers = {"X-API-Key": tenants_made["alpha"].api_key}
+    assert _answer_to_headers_alone(port, "/v1/jobs", headers) == b""
