@@ -34,6 +34,26 @@ def new_batch_id() -> str:
     return f"b-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
 
 
+# Names the job ids of batch lines (uuid5); any fixed value would do, this one must stay.
+BATCH_JOB_NAMESPACE = uuid.UUID("6f1e3c2a-9b4d-5e8f-a1c7-2d3b4e5f6a7b")
+
+
+def batch_job_id(tenant: str, batch_id: str, index: int) -> uuid.UUID:
+    """The job id of line ``index`` of a tenant's batch, the same on every submission:
+    a batch sent again under its id after a publish that failed half-way sends the same
+    job ids, which the dispatcher records once (a job id is the idempotency key)."""
+    return uuid.uuid5(BATCH_JOB_NAMESPACE, f"{tenant}\x00{batch_id}\x00{index}")
+
+
+def in_batch_of(request: JobRequest, tenant: str) -> JobRequest:
+    """A batch line's request as ``tenant``'s, with its derived job id
+    (:func:`batch_job_id`) unless the line names its own."""
+    job_id = request.job_id
+    if job_id is None and request.batch_id is not None and request.batch_index is not None:
+        job_id = batch_job_id(tenant, request.batch_id, request.batch_index)
+    return request.model_copy(update={"tenant": tenant, "job_id": job_id})
+
+
 def encode(request: JobRequest) -> tuple[uuid.UUID, bytes]:
     """The record value of a request, with a job id generated when it has none."""
     job_id = request.job_id or uuid.uuid4()

@@ -18,7 +18,7 @@ from infq.batches.options import BatchOptions
 from infq.db import batch_list
 from infq.db import batches as batch_rows
 from producers.jsonl import BadLine, requests_from_lines
-from producers.sdk import new_batch_id
+from producers.sdk import in_batch_of, new_batch_id
 from schemas.batches import BATCH_ID_PATTERN, BatchStatus
 
 router = APIRouter(
@@ -99,11 +99,14 @@ def _create_batch(
         check_callback(ctx, webhook_url, where="webhook_url")
     # Every line checked as the dispatcher would, before the batch exists: a bad line
     # leaves nothing behind (422 naming the line and the dispatcher's code).
+    # Job ids derive from the batch and the line (unless a line names its own), so the
+    # same upload sent again after a 503 records nothing twice.
     numbers = [n for n, line in enumerate(lines, start=1) if line.strip()]
     requests = [
-        validate_job(ctx, r.model_copy(update={"tenant": tenant}), prefix=f"line {n}: ")
+        validate_job(ctx, in_batch_of(r, tenant), prefix=f"line {n}: ")
         for n, r in zip(numbers, requests, strict=True)
     ]
+    digest = options.digest(model=model, webhook_url=webhook_url, body=[body])
 
     def create_row() -> None:
         # After the tenant's limits passed (a 429 leaves no batch behind), before the
@@ -118,9 +121,14 @@ def _create_batch(
                 model=model,
                 metadata=options.metadata,
                 expires_at=options.expires_at(),
+                submission_sha256=digest,
             )
-        if not created:
-            raise HTTPException(409, f"batch {batch!r} exists; a batch id names one batch")
+            retry = not created and batch_rows.resumable(session, (tenant, batch), digest)
+        if not created and not retry:
+            raise HTTPException(
+                409, f"batch {batch!r} exists; a batch id names one batch (the same upload "
+                "may be sent again under it until the batch finishes)",
+            )  # fmt: skip
 
     return BatchCreated(batch_id=batch, job_ids=publish(ctx, requests, prepare=create_row))
 

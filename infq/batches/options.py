@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,3 +46,14 @@ class BatchOptions:
         if self.window_s is None:
             return None
         return datetime.now(UTC) + timedelta(seconds=self.window_s)
+
+    def digest(self, *, model: str, webhook_url: str | None, body: Iterable[bytes]) -> str:
+        """The SHA-256 of a submission: its options, model, webhook and body (given in
+        pieces, so a file is hashed as it is read). The same submission sent again under
+        its batch id is a retry; anything else under that id is a conflict."""
+        head = {"model": model, "webhook_url": webhook_url, "window_s": self.window_s,
+                "metadata": self.metadata}  # fmt: skip
+        sha = hashlib.sha256(orjson.dumps(head, option=orjson.OPT_SORT_KEYS) + b"\n")
+        for piece in body:
+            sha.update(piece)
+        return sha.hexdigest()

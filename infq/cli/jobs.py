@@ -33,7 +33,7 @@ from infq.tenants import accounts
 from infq.tenants.policy import DEFAULT_TENANT
 from infq.webhooks.urls import check_syntax
 from producers.jsonl import BadLine, HashedCustomIds, iter_requests
-from producers.sdk import JobProducer, new_batch_id
+from producers.sdk import JobProducer, in_batch_of, new_batch_id
 from schemas.jobs import JobRequest
 
 console = Console()
@@ -62,6 +62,12 @@ class _File:
     def count(self) -> int:
         """Check every line (the first pass); how many requests the file holds."""
         return sum(1 for _ in self._requests())
+
+    def pieces(self) -> Iterator[bytes]:
+        """The file's bytes, a MiB at a time (for the submission's digest)."""
+        with self.path.open("rb") as raw:
+            while piece := raw.read(1 << 20):
+                yield piece
 
     def send(self, producer: JobProducer, *, total: int, on_sent: Callable[[int], None]) -> None:
         """Send every request (the second pass). A file that changed since :meth:`count`
@@ -124,7 +130,8 @@ def submit(
     timeout_s: Annotated[float, typer.Option(help="With --wait: give up after this.")] = 3600,
 ) -> None:
     """Submit every line of FILE as one batch (lines may carry a custom_id), then seal it;
-    prints the batch id. A batch id already used is refused."""
+    prints the batch id. A batch id already used is refused, unless for this very file
+    and options (a retry after a failure: the jobs already sent are recorded once)."""
     settings = Settings()
     batch = batch_id or new_batch_id()
     options = BatchOptions.parse(completion_window=completion_window, metadata=metadata)
@@ -132,8 +139,11 @@ def submit(
         raise InvalidInput("--output needs --wait (or use `infq batches results B -o FILE`)")
     if webhook_url is not None:
         check_syntax(webhook_url)
-    source = _File(file, settings, model, batch)
+    # Job ids derive from the batch and the line: the same file sent again under its
+    # batch id after a failure records nothing twice.
+    source = _File(file, settings, model, batch, adjust=lambda r: in_batch_of(r, DEFAULT_TENANT))
     total = source.count()
+    digest = options.digest(model=model, webhook_url=webhook_url, body=source.pieces())
     # A producer would wait half a minute for a broker that is not there.
     require_reachable(settings, "kafka", "postgres")
     with one_shot_sessions(settings.database) as sessions:
@@ -142,13 +152,18 @@ def submit(
             created = batch_rows.create(
                 session, tenant=DEFAULT_TENANT, batch_id=batch, total_jobs=total,
                 webhook_url=webhook_url, model=model, metadata=options.metadata,
-                expires_at=options.expires_at(),
+                expires_at=options.expires_at(), submission_sha256=digest,
             )  # fmt: skip
-        if not created:
+            key = (DEFAULT_TENANT, batch)
+            retry = not created and batch_rows.resumable(session, key, digest)
+        if not created and not retry:
             raise Conflict(
                 f"batch {batch!r} exists; a batch id names one batch: choose another "
-                "(or leave out --batch-id)"
+                "(or leave out --batch-id); the same file and options may be sent again "
+                "under it until the batch finishes"
             )
+        if retry:
+            console.print(f"batch {batch} exists with this very file: sending it again")
         with (
             JobProducer(
                 settings.kafka, topic=settings.jobs_topic, batches_topic=settings.batches_topic

@@ -87,9 +87,11 @@ def create(
     model: str | None = None,
     metadata: dict[str, Any] | None = None,
     expires_at: datetime | None = None,
+    submission_sha256: str | None = None,
 ) -> bool:
     """A new sealed batch (REST upload, CLI); False when the id is taken for this tenant
-    (a batch id is never reused: its output file would miss the new jobs)."""
+    (a batch id is never reused: its output file would miss the new jobs; but see
+    :func:`resumable`). ``submission_sha256`` names what is submitted under the id."""
     stmt = (
         insert(Batch)
         .values(
@@ -101,11 +103,28 @@ def create(
             model=model,
             metadata_=metadata or {},
             expires_at=expires_at,
+            submission_sha256=submission_sha256,
         )
         .on_conflict_do_nothing(index_elements=[Batch.tenant_id, Batch.batch_id])
         .returning(Batch.batch_id)
     )
     return session.scalar(stmt) is not None
+
+
+def resumable(session: Session, key: BatchKey, submission_sha256: str) -> bool:
+    """Whether the existing batch ``key`` is this same submission, not yet finished: a
+    retry after a publish that failed half-way, to be sent again whole (its job ids are
+    derived from the batch and the line, so what was sent before is recorded once)."""
+    found = session.execute(
+        select(Batch.batch_id).where(
+            Batch.tenant_id == key[0],
+            Batch.batch_id == key[1],
+            Batch.submission_sha256 == submission_sha256,
+            Batch.finished_at.is_(None),
+            Batch.cancelled_at.is_(None),
+        )
+    ).first()
+    return found is not None
 
 
 def exists(session: Session, key: BatchKey) -> bool:

@@ -186,6 +186,9 @@ class Batch(Base):
     # Its batch.completed event, kept until a broker confirmed it (the outbox).
     completed_event: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What was submitted under this id (body or file, and options): the same again is
+    # a retry (infq.db.batches.create), anything else a conflict.
+    submission_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class WebhookDelivery(Base):

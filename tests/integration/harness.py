@@ -118,16 +118,19 @@ def submit_and_wait(
     return results
 
 
-def wait_api(base: str, *, timeout_s: float = 60, what: str = "the API") -> None:
-    """Wait until the REST API at ``base`` answers ``/healthz`` with 200."""
+def wait_api(
+    base: str, *, timeout_s: float = 60, what: str = "the API", path: str = "/healthz"
+) -> None:
+    """Wait until the REST API at ``base`` answers ``path`` with 200 (``/openapi.json``
+    for an API whose services are meant to be away: ``/healthz`` would say 503)."""
 
     def up() -> bool:
         try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+            return httpx.get(f"{base}{path}", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
-    wait_for(up, timeout_s=timeout_s, what=f"{what} to answer /healthz")
+    wait_for(up, timeout_s=timeout_s, what=f"{what} to answer {path}")
 
 
 def jobs_by_id(sessions: sessionmaker[Session], ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Job]:
