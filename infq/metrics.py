@@ -45,6 +45,7 @@ class Families:
     workers_desired: Gauge
     workers_actual: Gauge
     lease_expiries: Counter
+    retention_deleted: Counter
     webhook_attempts: Counter
     webhook_dead: Counter
     dlq_records: Counter
@@ -113,6 +114,10 @@ def _build() -> Families:
         lease_expiries=Counter(
             "infq_lease_expiries", "Leases that ran out: requeued, or failed as worker_lost.",
             ["model", "outcome"], registry=r,
+        ),
+        retention_deleted=Counter(
+            "infq_retention_deleted", "Rows and objects deleted by retention, by kind.",
+            ["kind"], registry=r,
         ),
         webhook_attempts=Counter(
             "infq_webhook_attempts", "Webhook delivery attempts, by outcome.",

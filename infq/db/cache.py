@@ -135,7 +135,8 @@ def complete_followers(session: Session, leaders: Iterable[uuid.UUID]) -> set[uu
 
 
 def purge_expired(session: Session, *, max_age: timedelta) -> int:
-    """Delete index entries older than ``max_age`` (payload objects expire by lifecycle)."""
+    """Delete index entries older than ``max_age`` at once (maintenance does it in steps;
+    payload objects go by :mod:`infq.dispatch.retention`)."""
     result = session.execute(
         delete(CachedResult).where(CachedResult.created_at <= func.now() - max_age)
     )

@@ -98,7 +98,7 @@ def load_final(session: Session, job_ids: Iterable[uuid.UUID]) -> list[FinalJob]
 
 
 # Literal (not a bound array) so the planner matches ix_jobs_unnotified's predicate.
-_FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
+FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
 
 
 def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> list[FinalJob]:
@@ -107,7 +107,7 @@ def final_unnotified(session: Session, *, older_than_s: float, limit: int) -> li
     so) wait for a later sweep instead of being announced again meanwhile."""
     stmt = text(
         "SELECT job_id FROM jobs WHERE notified_at IS NULL "
-        f"AND status IN ({_FINAL_SQL}) "
+        f"AND status IN ({FINAL_SQL}) "
         "AND finished_at < now() - make_interval(secs => :older) "
         "ORDER BY finished_at LIMIT :limit FOR UPDATE SKIP LOCKED"
     )

@@ -190,6 +190,12 @@ class Batch(Base):
     # a retry (infq.db.batches.create), anything else a conflict.
     submission_sha256: Mapped[str | None] = mapped_column(String(64))
 
+    # Finished batches, oldest first, for retention.
+    __table_args__ = (
+        Index("ix_batches_finished_at", "finished_at",
+              postgresql_where=text("finished_at IS NOT NULL")),
+    )  # fmt: skip
+
 
 class WebhookDelivery(Base):
     """One webhook to send (a job or batch event), with its retry state."""
@@ -212,6 +218,12 @@ class WebhookDelivery(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the next attempt is due; the outbox sweeper re-drives overdue ones.
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    # Ended deliveries, oldest first, for retention.
+    __table_args__ = (
+        Index("ix_webhook_deliveries_ended", "finished_at",
+              postgresql_where=text("status <> 'pending'")),
+    )  # fmt: skip
 
 
 class WebhookAttempt(Base):

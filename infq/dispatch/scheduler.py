@@ -14,7 +14,8 @@ Two loops, on two threads, so that neither waits for the other:
   wrote but never recorded, end ``expired`` the queued jobs of batches past their
   completion window, and re-drive the outbox: final jobs whose event no broker
   confirmed, webhook deliveries whose attempt is overdue, batches whose jobs are all
-  final but which were never finished.
+  final but which were never finished; and, every ``retention_interval_s``, delete
+  what retention lets go (:mod:`infq.dispatch.retention`).
 
 Several schedulers may run (one per dispatcher): hand-out uses ``SKIP LOCKED`` and
 maintenance statements are idempotent. No maintenance step waits behind a row another
@@ -41,6 +42,7 @@ from infq.db import webhooks as webhook_rows
 from infq.db.final import final_unnotified, load_final, still_unnotified
 from infq.db.locks import skipped_if_locked, wait_at_most
 from infq.dispatch.enqueue import publish_jobs
+from infq.dispatch.retention import Retention
 from infq.metrics import families
 from infq.outbox.announce import Announcer
 from infq.results.store import ResultStore
@@ -97,6 +99,7 @@ class Scheduler:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._finalize_sent: dict[tuple[str, str], float] = {}
+        self.retention = Retention(settings=settings, sessions=sessions, store=store)
 
     def wake(self) -> None:
         """Hand out now (new jobs were recorded)."""
@@ -150,6 +153,11 @@ class Scheduler:
                 self.maintain(TickReport())
             except Exception:
                 log.exception("maintenance failed; retrying at the next period")
+            try:
+                self.retention.maybe_run()
+            except Exception:
+                log.exception("retention failed; retrying in %.0f s",
+                              self.settings.retention_interval_s)  # fmt: skip
             self._stop.wait(self.settings.maintenance_interval_s)
 
     def hand_out(self, report: TickReport) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import IO, Any
 
 import orjson
@@ -51,6 +51,21 @@ def inline_value(encoded: bytes, *, inline_max_bytes: int) -> Any | None:
     return orjson.loads(encoded)
 
 
+RESULTS_PREFIX = "results/"
+
+
+def day_of(folder: str) -> date | None:
+    """The day a folder of result objects holds (``results/2026/10/01/``), or None for a
+    folder that is not one (a year or a month, or a foreign name)."""
+    parts = folder.removeprefix(RESULTS_PREFIX).strip("/").split("/")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    try:
+        return date(int(parts[0]), int(parts[1]), int(parts[2]))
+    except ValueError:
+        return None
+
+
 def batch_key(*, worker_batch_id: uuid.UUID, at: datetime, tenant: str) -> str:
     """Object key of one tenant's results of a worker batch (dated, for lifecycle rules).
 
@@ -59,7 +74,7 @@ def batch_key(*, worker_batch_id: uuid.UUID, at: datetime, tenant: str) -> str:
     results to another that fetched its URL without the ``Range`` header. Tenant names
     are checked (:mod:`infq.tenants.policy`), so they are safe in a key.
     """
-    return f"results/{at:%Y/%m/%d}/{tenant}/{worker_batch_id}.jsonl"
+    return f"{RESULTS_PREFIX}{at:%Y/%m/%d}/{tenant}/{worker_batch_id}.jsonl"
 
 
 @dataclass(frozen=True)

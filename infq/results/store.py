@@ -1,4 +1,5 @@
-"""Where result payloads live: an interface and its adapters (S3, local filesystem).
+"""Where result payloads live: an interface and its S3 adapter (the local folder's is
+:mod:`infq.results.files`).
 
 Both adapters speak ``uri`` strings (``s3://bucket/key`` or ``file:///path``) so a
 job row's pointer says which adapter reads it.
@@ -6,11 +7,8 @@ job row's pointer says which adapter reads it.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import urlparse
-from urllib.request import url2pathname
 
 from infq.errors import InfqError
 
@@ -84,6 +82,15 @@ class ResultStore(Protocol):
         """A URL anyone holding it can GET the object at, for ``expires_s``."""
         ...
 
+    def folders(self, prefix: str) -> list[str]:
+        """The key prefixes one level below ``prefix`` (``results/`` → ``results/2026/``)."""
+        ...
+
+    def delete_under(self, prefix: str, *, limit: int) -> int:
+        """Delete up to ``limit`` objects whose key starts with ``prefix``; how many went
+        (fewer than ``limit``: none is left)."""
+        ...
+
 
 class S3ResultStore:
     """S3 or any S3-compatible endpoint (MinIO, moto) through boto3."""
@@ -145,6 +152,30 @@ class S3ResultStore:
             Bucket=self.bucket, Prefix=prefix
         )
         return [self.uri_of(item["Key"]) for page in pages for item in page.get("Contents", [])]
+
+    def folders(self, prefix: str) -> list[str]:
+        """One level of the key hierarchy below ``prefix`` (a delimited listing)."""
+        pages = self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        )
+        return sorted(p["Prefix"] for page in pages for p in page.get("CommonPrefixes", []))
+
+    def delete_under(self, prefix: str, *, limit: int) -> int:
+        """One listing and one multi-object delete (S3 takes at most 1,000 keys each)."""
+        listed = self._client.list_objects_v2(
+            Bucket=self.bucket, Prefix=prefix, MaxKeys=max(1, min(limit, 1000))
+        )
+        keys = [{"Key": item["Key"]} for item in listed.get("Contents", [])]
+        if not keys:
+            return 0
+        answer = self._client.delete_objects(
+            Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True}
+        )
+        if errors := answer.get("Errors"):
+            first = errors[0]
+            why = f"{len(errors)} not deleted: {first.get('Message')}"
+            raise ResultStoreError(self.uri_of(first.get("Key", prefix)), why)
+        return len(keys)
 
     def delete(self, uri: str) -> None:
         """Remove one object (deleting a missing one is not an error)."""
@@ -214,75 +245,3 @@ class S3ResultStore:
             ExpiresIn=expires_s,
         )
         return url
-
-
-class FileResultStore:
-    """Payloads as files under a root folder: for single-machine use and unit tests."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-
-    def _key_path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root not in path.parents:
-            raise ResultStoreError(key, f"key leaves the store root {self.root}")
-        return path
-
-    def uri_of(self, key: str) -> str:
-        """The ``file://`` uri of ``key``."""
-        return self._key_path(key).as_uri()
-
-    def delete(self, uri: str) -> None:
-        """Remove the file if it exists."""
-        self._path_of(uri).unlink(missing_ok=True)
-
-    def put(self, key: str, body: bytes) -> str:
-        """Write atomically (temp file + rename) so readers never see half a batch."""
-        path = self._key_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(body)
-        tmp.replace(path)
-        return path.as_uri()
-
-    def _path_of(self, uri: str) -> Path:
-        parsed = urlparse(uri)
-        if parsed.scheme != "file":
-            raise ResultStoreError(uri, "not a file:// uri")
-        if parsed.netloc not in ("", "localhost"):
-            raise ResultStoreError(uri, "file uri on another host")
-        path = Path(url2pathname(parsed.path))
-        if self.root not in path.resolve().parents:
-            raise ResultStoreError(uri, f"outside the store root {self.root}")
-        return path
-
-    def get_range(self, uri: str, *, offset: int, length: int) -> bytes:
-        """Read the span from the file."""
-        path = self._path_of(uri)
-        with path.open("rb") as f:
-            f.seek(offset)
-            return f.read(length)
-
-    def get(self, uri: str) -> bytes:
-        """Read the whole file."""
-        path = self._path_of(uri)
-        return path.read_bytes()
-
-    def download(self, uri: str, file: BinaryIO) -> None:
-        """Copy the file into ``file`` in chunks."""
-        with self._path_of(uri).open("rb") as source:
-            shutil.copyfileobj(source, file)
-
-    def put_file(self, key: str, file: BinaryIO) -> str:
-        """Copy the file under the root."""
-        return self.put(key, file.read())
-
-    def ensure_ready(self) -> None:
-        """Create the root folder."""
-        self.root.mkdir(parents=True, exist_ok=True)
-
-    def presign(self, uri: str, *, expires_s: int = 3600) -> str:
-        """The file's own uri: a local folder needs no signature."""
-        del expires_s
-        self._path_of(uri)
-        return uri

@@ -7,7 +7,7 @@ external URL.
 
 :class:`Settings` is one flat class, so every variable keeps its one ``INFQ_*`` name,
 but its fields are declared by concept in the modules beside this one (services,
-intake, workers, scheduler, results, ops, edges) and combined here; :data:`GROUPS`
+intake, workers, scheduler, results, retention, ops, edges) and combined here; :data:`GROUPS`
 lists them in the order the Configuration page shows them.
 """
 
@@ -31,6 +31,7 @@ from infq.settings.intake import JobLimits, KafkaSettings
 from infq.settings.ops import AutoscaleSettings, ObservabilitySettings
 from infq.settings.production import Secrets, refusals
 from infq.settings.results import CatalogueSettings, ResultSettings
+from infq.settings.retention import RetentionSettings
 from infq.settings.scheduler import SchedulerSettings
 from infq.settings.services import (
     STACK_FILE_NAME,
@@ -74,6 +75,7 @@ class Settings(
     WorkerSettings,
     SchedulerSettings,
     ResultSettings,
+    RetentionSettings,
     CatalogueSettings,
     ApiSettings,
     WebhookSettings,

@@ -1,4 +1,4 @@
-"""The filesystem result store (:class:`infq.results.store.FileResultStore`) in a tmp folder."""
+"""The filesystem result store (:class:`infq.results.files.FileResultStore`) in a tmp folder."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from infq.errors import InfqError
+from infq.results.files import FileResultStore
 from infq.results.layout import build_body, encode_value, parse_line
-from infq.results.store import FileResultStore, ResultStoreError
+from infq.results.store import ResultStoreError
 
 
 @pytest.fixture
