@@ -91,7 +91,8 @@ def load_view(session: Session, key: BatchKey, *, store: ResultStore, expires_s:
     batch = batch_rows.get(session, key)
     if batch is None:
         raise NotFound("batch", repr(key[1]))
-    return BatchView.of(batch, batch_rows.counts(session, key), store=store, expires_s=expires_s)
+    counts = batch_rows.counts_of(session, [batch])[key]
+    return BatchView.of(batch, counts, store=store, expires_s=expires_s)
 
 
 class BatchList(BaseModel):

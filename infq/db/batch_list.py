@@ -53,6 +53,6 @@ def list_batches(
     last = page[-1] if page else None
     return BatchPage(
         batches=page,
-        counts=counts_of(session, [(b.tenant_id, b.batch_id) for b in page]),
+        counts=counts_of(session, page),
         next_cursor=Cursor(last.created_at, last.batch_id).encode() if more and last else None,
     )

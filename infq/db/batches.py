@@ -181,23 +181,41 @@ def cancelled(session: Session, keys: Iterable[BatchKey]) -> set[BatchKey]:
 
 
 def counts(session: Session, key: BatchKey) -> dict[str, int]:
-    """Jobs of one batch per status."""
-    return counts_of(session, [key])[key]
+    """Jobs of one batch per status (empty for no such batch)."""
+    batch = session.get(Batch, key, populate_existing=True)
+    return {} if batch is None else counts_of(session, [batch])[key]
 
 
-def counts_of(session: Session, keys: Sequence[BatchKey]) -> dict[BatchKey, dict[str, int]]:
-    """Jobs per status of each batch, in one grouped query."""
-    found: dict[BatchKey, dict[str, int]] = {k: {} for k in keys}
-    if not keys:
-        return found
-    stmt = (
-        select(Job.tenant_id, Job.batch_id, Job.status, func.count())
-        .where(tuple_(Job.tenant_id, Job.batch_id).in_(list(keys)))
-        .group_by(Job.tenant_id, Job.batch_id, Job.status)
-    )
-    for tenant, batch_id, status, n in session.execute(stmt).tuples():
-        found[(tenant, str(batch_id))][status] = int(n)
-    return found
+def counts_of(session: Session, batches: Sequence[Batch]) -> dict[BatchKey, dict[str, int]]:
+    """Jobs per status of each batch, statuses with none left out: the final ones from
+    the row's counters (kept by triggers on ``jobs``, migration 0014); of the open ones,
+    ``running`` counted by index for the batches that have open jobs (never more than
+    the window handed out) and ``queued`` the rest."""
+    open_keys = [(b.tenant_id, b.batch_id) for b in batches if b.jobs_seen > b.jobs_final]
+    running: dict[BatchKey, int] = {}
+    if open_keys:
+        stmt = (
+            select(Job.tenant_id, Job.batch_id, func.count())
+            .where(Job.status == "running", tuple_(Job.tenant_id, Job.batch_id).in_(open_keys))
+            .group_by(Job.tenant_id, Job.batch_id)
+        )
+        running = {(t, str(b)): int(n) for t, b, n in session.execute(stmt).tuples()}
+    return {(b.tenant_id, b.batch_id): counts_from(b, running.get((b.tenant_id, b.batch_id), 0))
+            for b in batches}  # fmt: skip
+
+
+def counts_from(batch: Batch, running: int) -> dict[str, int]:
+    """A batch row's jobs per status, given how many of its jobs are running."""
+    found = {
+        "queued": batch.jobs_seen - batch.jobs_final - running,
+        "running": running,
+        "succeeded": batch.jobs_succeeded,
+        "failed": batch.jobs_failed,
+        "rejected": batch.jobs_rejected,
+        "cancelled": batch.jobs_cancelled,
+        "expired": batch.jobs_expired,
+    }
+    return {status: n for status, n in found.items() if n > 0}
 
 
 def status_of(batch: Batch) -> BatchStatus:

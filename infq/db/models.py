@@ -169,6 +169,12 @@ class Batch(Base):
     sealed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     jobs_seen: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     jobs_final: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Its jobs per final status, kept by the same triggers (a read never counts jobs).
+    jobs_succeeded: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    jobs_failed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    jobs_rejected: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    jobs_cancelled: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    jobs_expired: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     webhook_url: Mapped[str | None] = mapped_column(Text)
     cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
