@@ -6,6 +6,8 @@ fault tests (declared in a catalogue file, as a user's model would be):
 * ``set`` — a Python set (no JSON type);
 * ``big`` — a result over the inline limit (it goes to S3);
 * ``crash`` — kills its own process (as a segfault in a native library would);
+* ``tokenkill`` — kills its own process while its tokens are counted, on arrival,
+  before any claim (as a segfault in a native tokenizer would);
 * ``hang`` — never returns (well: after an hour);
 * ``panic`` — raises a ``BaseException`` (as a Rust panic in tokenizers surfaces);
 * anything else — ``{"echo": text}``.
@@ -44,6 +46,12 @@ class Faulty:
         if "panic" in kinds:
             raise Panic("a native library gave up")
         return [self._one(text) for text in texts]
+
+    def token_lengths(self, texts: Sequence[str]) -> list[int]:
+        """Words per text, or the process killed for a ``tokenkill`` text among them."""
+        if any(text.split(" ", 1)[0] == "tokenkill" for text in texts):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return [len(text.split()) for text in texts]
 
     def _one(self, text: str) -> Any:
         kind = text.split(" ", 1)[0]

@@ -55,6 +55,7 @@ from workers.announcing import Announcing
 from workers.context import WorkerContext
 from workers.grouping import ALONE, group_of, lane_policy
 from workers.heartbeat import Holdings, beat, new_process_id
+from workers.measuring import charge_the_dead, journal_for
 from workers.monitor import FlushEvents, observe
 from workers.pipeline import Flush, FlushReport, announce, claim, complete
 from workers.queue import BatchPolicy, BatchQueue
@@ -118,6 +119,7 @@ class Engine:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._computing: Computing | None = None  # the forward pass in progress
+        self.journal = journal_for(ctx.settings)  # what is being measured, for crashes
         self.watchdog = Watchdog(
             threads=lambda: self._threads,
             computing=lambda: self._computing,
@@ -146,7 +148,10 @@ class Engine:
         return sorted(self.ctx.lanes)
 
     def start(self) -> None:
-        """Register (first heartbeat) and start the stage and heartbeat threads."""
+        """Charge what a dead predecessor was measuring, register (first heartbeat) and
+        start the stage and heartbeat threads."""
+        charge_the_dead(self.ctx.sessions, self.journal,
+                        max_attempts=self.ctx.settings.max_attempts)  # fmt: skip
         self._beat()
         for name, target in (
             ("prepare", self._prepare_loop),
@@ -169,7 +174,7 @@ class Engine:
         when it counts them (token budgets), else in characters / 4; the prepare stage
         reuses them to sort and count batches.
         """
-        lengths = stages.measure(self.ctx, items)
+        lengths = stages.measure(self.ctx, items, self.journal)
         with self._lock:
             self._lengths.update(lengths)
         if self.queue.put(items, lengths=[lengths[i.job_id] for i in items]):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from infq.catalogue.protocol import Model, StagedModel, TokenCounting
 from infq.errors import PermanentFailure
 from workers.batching import Outcome, one_each, params_key, plan_batches, run_bisecting
 from workers.context import WorkerContext
+from workers.measuring import MeasureJournal
 
 log = logging.getLogger("infq.worker")
 
@@ -156,25 +158,45 @@ def finish(computation: Computation) -> list[Outcome[WorkItem, Any]]:
     return computation.outcomes()
 
 
-def measure(ctx: WorkerContext, items: Sequence[WorkItem]) -> dict[str, int]:
+def measure(
+    ctx: WorkerContext, items: Sequence[WorkItem], journal: MeasureJournal | None = None
+) -> dict[str, int]:
     """Each item's length in its model's tokens where the model counts them, else an
-    estimate from characters (about 4 per token)."""
+    estimate from characters (about 4 per token). The model's tokenizer runs with the
+    jobs named in ``journal`` (a crash there is charged to them), an item that already
+    cost a worker alone (:mod:`workers.measuring`)."""
     by_lane: dict[str | None, list[WorkItem]] = {}
     for item in items:
         by_lane.setdefault(ctx.lane_of(item), []).append(item)
     lengths: dict[str, int] = {}
     for lane, members in by_lane.items():
         model = ctx.models.get(lane) if lane else None
-        counted: list[int] | None = None
         if isinstance(model, TokenCounting):
-            try:
-                counted = model.token_lengths([i.text for i in members])
-            except Exception:
-                log.debug("token_lengths failed; estimating from characters", exc_info=True)
-        if counted is None or len(counted) != len(members):
-            counted = [len(i.text) // 4 + 1 for i in members]
-        lengths.update((i.job_id, n) for i, n in zip(members, counted, strict=True))
+            suspects = [[i] for i in members if i.attempts > 0]
+            rest = [i for i in members if i.attempts == 0]
+            for group in [*suspects, rest] if rest else suspects:
+                lengths.update(_counted(model, group, journal))
+        else:
+            lengths.update((i.job_id, _estimate(i)) for i in members)
     return lengths
+
+
+def _estimate(item: WorkItem) -> int:
+    return len(item.text) // 4 + 1
+
+
+def _counted(
+    model: TokenCounting, items: Sequence[WorkItem], journal: MeasureJournal | None
+) -> dict[str, int]:
+    counted: list[int] | None = None
+    try:
+        with journal.measuring([i.job_id for i in items]) if journal else nullcontext():
+            counted = model.token_lengths([i.text for i in items])
+    except Exception:
+        log.debug("token_lengths failed; estimating from characters", exc_info=True)
+    if counted is None or len(counted) != len(items):
+        counted = [_estimate(i) for i in items]
+    return {i.job_id: n for i, n in zip(items, counted, strict=True)}
 
 
 def predictor(model: Model, first: WorkItem) -> Callable[[Sequence[WorkItem]], list[Any]]:

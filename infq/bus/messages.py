@@ -29,6 +29,9 @@ class WorkItem:
     # Computed in a batch of its own: its last attempt, after workers were lost on it,
     # so an input that kills the process takes no neighbour down with it.
     alone: bool = False
+    # Workers lost on it so far: one that cost an attempt is measured alone on arrival
+    # (workers.measuring), so a tokenizer that kills the process names it alone.
+    attempts: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         """JSON-able dict for the Celery message."""
@@ -42,6 +45,7 @@ class WorkItem:
             "cache": self.cache,
             "tenant": self.tenant,
             "alone": self.alone,
+            "attempts": self.attempts,
         }
 
     @classmethod
@@ -57,6 +61,7 @@ class WorkItem:
             cache=bool(data.get("cache", False)),
             tenant=str(data.get("tenant") or "default"),
             alone=bool(data.get("alone", False)),
+            attempts=int(data.get("attempts") or 0),
         )
 
 

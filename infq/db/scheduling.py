@@ -280,6 +280,30 @@ def time_out(
     return failed + sorted(complete_followers(session, failed))
 
 
+_CHARGED_SQL = text(
+    "UPDATE jobs SET attempts = attempts + 1, "
+    "status = CASE WHEN attempts + 1 >= :max THEN 'failed' ELSE status END, "
+    "finished_at = CASE WHEN attempts + 1 >= :max THEN now() END, "
+    "error_code = CASE WHEN attempts + 1 >= :max THEN 'worker_lost' END, "
+    "error_message = CASE WHEN attempts + 1 >= :max THEN "
+    "  'the worker measuring it was lost ' || (attempts + 1) || ' times' END, "
+    "lease_owner = CASE WHEN attempts + 1 >= :max THEN NULL ELSE lease_owner END, "
+    "lease_expires_at = CASE WHEN attempts + 1 >= :max THEN NULL ELSE lease_expires_at END "
+    "WHERE job_id = ANY(:ids) AND status = 'queued' RETURNING job_id, status"
+)
+
+
+def charge_lost(
+    session: Session, job_ids: Iterable[uuid.UUID], *, max_attempts: int
+) -> list[uuid.UUID]:
+    """Count an attempt for queued jobs a process died on before claiming them (while
+    measuring them, :mod:`workers.measuring`); those out of attempts fail
+    ``worker_lost``. Returns the failed ones and the followers that share their outcome."""
+    rows = session.execute(_CHARGED_SQL, {"ids": list(job_ids), "max": max_attempts})
+    failed = [job_id for job_id, status in rows.tuples() if status == "failed"]
+    return failed + sorted(complete_followers(session, failed))
+
+
 def try_lead(session: Session, *, name: str) -> bool:
     """Whether this transaction holds the maintenance lock (one leader at a time)."""
     key = uuid.uuid5(uuid.NAMESPACE_URL, f"infq:{name}").int & 0x7FFFFFFFFFFFFFFF

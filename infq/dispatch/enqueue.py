@@ -36,6 +36,7 @@ def work_item(job: HandedOut, *, max_attempts: int = 0) -> WorkItem:
         tenant=job.tenant,
         revision=job.revision,
         alone=runs_alone(job, max_attempts=max_attempts),
+        attempts=job.attempts,
     )
 
 

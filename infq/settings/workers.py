@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 
@@ -56,4 +59,9 @@ class WorkerSettings(BaseModel):
         gt=0,
         description="How long a draining worker may take before it is killed (its leases "
         "then bring its jobs back).",
+    )
+    worker_state_dir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "infq-worker",
+        description="Where a worker names the jobs it is measuring, so the next one charges "
+        "a crash there to them (keep it across restarts: an `emptyDir` on Kubernetes).",
     )

@@ -220,6 +220,19 @@ def test_an_input_that_kills_the_worker_fails_alone(
                               "crash", record_row, code="worker_lost")  # fmt: skip
 
 
+def test_an_input_that_kills_the_worker_before_its_claim_fails_alone(
+    chaos_env: dict[str, str], chaos_base: Settings, world_factory: list[World],
+    record_row: list[Row],
+) -> None:  # fmt: skip
+    """Measured before: a crash while the jobs' tokens were counted on arrival (before
+    any claim) was never counted; the jobs came back uncharged and killed the next
+    worker the same way, a model load each time, for ever. Now the jobs being measured
+    are named on disk and the next worker charges them: only the killer fails."""
+    world = _faulty_world(world_factory, chaos_env, chaos_base, "poison-measure")
+    _one_bad_among_neighbours(world, "an input that kills the worker before its claim",
+                              "tokenkill", record_row, code="worker_lost")  # fmt: skip
+
+
 def test_a_model_that_hangs_is_timed_out(
     chaos_env: dict[str, str], chaos_base: Settings, world_factory: list[World],
     record_row: list[Row],
