@@ -2,10 +2,10 @@
 
 Every job the process holds beyond its batch queue (a flush in any stage) is recorded
 here, with how long the process has been busy. The heartbeat upserts the process row
-(the scheduler sizes windows from live rows, the autoscaler reads the busy rate) and
-renews the lease of every held job, queued or in a stage, in one statement
-(:func:`infq.db.processes.heartbeat`). A killed process stops beating; its jobs come
-back in one lease.
+(the scheduler sizes windows from live rows, the autoscaler reads the busy rate); the
+row keeps the lease of every job the process owns alive, and the beat takes the jobs it
+received since (:func:`infq.db.processes.heartbeat`). A killed process stops beating;
+its jobs come back in one lease.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Data access for the worker process registry: one row per live worker process.
 
 A process's heartbeat is one transaction: it upserts the process row (lanes, slots in
-use, draining, counters) and renews the leases of every job the process holds, so a
-lease lives exactly as long as its holder keeps beating (Solid Queue's and River's
-per-process heartbeats, ``QUEUE-DESIGN.md``). The scheduler reads the registry to size
-each lane's window and prunes the rows of processes long silent.
+use, draining, counters), and that row keeps every lease the process owns alive, so a
+lease lives exactly as long as its holder keeps beating and a beat writes one row, not
+one per job held (Solid Queue's and River's per-process heartbeats, ``QUEUE-DESIGN.md``).
+The scheduler reads the registry to size each lane's window and prunes the rows of
+processes long silent.
 Functions take a session and never commit.
 """
 
@@ -17,6 +18,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from infq.db.arrays import uuid_literal
+
+# A job a live process owns but no longer reports, handed out this many leases ago, is
+# let go (its lease then runs out by time).
+FORGOTTEN_AFTER_LEASES = 4
 
 
 def live_slots(session: Session, *, stale_after_s: float) -> dict[str, int]:
@@ -46,10 +51,12 @@ def heartbeat(
     jobs_done: int = 0,
     busy_s: float = 0.0,
 ) -> int:
-    """Upsert the process row and renew (or take) the leases of the jobs it holds.
+    """Upsert the process row (which keeps every lease the process owns alive), take
+    the jobs of ``held`` it received since, and let go of those it owns but no longer
+    holds, handed out more than :data:`FORGOTTEN_AFTER_LEASES` leases ago.
 
-    Returns how many jobs it still holds in Postgres' view; a job another live owner
-    holds, or one that expired and went back to ready, is not taken here.
+    Returns how many it took; a job another live owner holds, or one that expired and
+    went back to ready, is not taken here.
     """
     session.execute(
         text(
@@ -71,25 +78,40 @@ def heartbeat(
             "busy": busy_s,
         },
     )
-    if not held:
-        return 0
-    # Rows locked right now (this process finishing or claiming them, the scheduler
-    # expiring them) are skipped, not waited for: waiting, the heartbeat and a flush's
-    # finish locked the same jobs in different orders and deadlocked. A skipped lease
-    # is renewed by the next beat, well before it runs out.
-    result = session.execute(
-        text(
-            "UPDATE jobs SET lease_owner = :owner, "
-            "lease_expires_at = now() + make_interval(secs => :lease_s) "
-            "FROM (SELECT job_id FROM jobs WHERE job_id = ANY(CAST(:ids AS uuid[])) "
-            "      AND lease_expires_at IS NOT NULL AND status IN ('queued', 'running') "
-            "      AND (lease_owner IS NULL OR lease_owner = :owner) "
-            "      FOR UPDATE SKIP LOCKED) AS free "
-            "WHERE jobs.job_id = free.job_id"
-        ),
-        {"owner": process_id, "lease_s": lease_s, "ids": uuid_literal(held)},
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
+    # Its leases live with this row (infq.db.scheduling.LAPSED): the only job rows a
+    # beat writes are those it just received (taking them: owned from now on) and
+    # those it no longer has. Rows locked right now (this process finishing or
+    # claiming them, the scheduler expiring them) are skipped, not waited for:
+    # waiting, the heartbeat and a flush's finish locked the same jobs in different
+    # orders and deadlocked. A skipped one is taken by the next beat.
+    taken = 0
+    if held:
+        result = session.execute(_TAKE_SQL, {"owner": process_id, "ids": uuid_literal(held)})
+        taken = int(getattr(result, "rowcount", 0) or 0)
+    after_s = FORGOTTEN_AFTER_LEASES * lease_s
+    session.execute(_LET_GO_SQL, {"owner": process_id, "ids": uuid_literal(held), "after": after_s})
+    return taken
+
+
+_TAKE_SQL = text(
+    "UPDATE jobs SET lease_owner = :owner "
+    "FROM (SELECT job_id FROM jobs WHERE job_id = ANY(CAST(:ids AS uuid[])) "
+    "      AND lease_expires_at IS NOT NULL AND status = 'queued' AND lease_owner IS NULL "
+    "      FOR UPDATE SKIP LOCKED) AS free "
+    "WHERE jobs.job_id = free.job_id"
+)
+# Held in Postgres' view but not in the process's (a job it dropped without letting go):
+# its lease falls back to its own time and runs out, so it is handed out again. Only
+# jobs handed out well before (one received since the snapshot of what it holds, or in
+# passing between two of its stages, is not forgotten).
+_LET_GO_SQL = text(
+    "UPDATE jobs SET lease_owner = NULL FROM ("
+    "  SELECT job_id FROM jobs WHERE lease_owner = :owner AND status = 'queued' "
+    "  AND lease_expires_at IS NOT NULL AND NOT (job_id = ANY(CAST(:ids AS uuid[]))) "
+    "  AND enqueued_at < now() - make_interval(secs => :after) "
+    "  FOR UPDATE SKIP LOCKED) AS gone "
+    "WHERE jobs.job_id = gone.job_id"
+)
 
 
 def deregister(session: Session, process_id: str) -> None:

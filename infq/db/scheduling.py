@@ -5,11 +5,12 @@ A job's life in Postgres (``status`` stays the public one, the lease says who ha
 * ready — ``queued``, no lease: waits in Postgres, visible to one query;
 * handed out — ``queued``, lease with no owner: on its way through Redis;
 * held — ``queued``, lease owned by a worker process: in that worker's batch queue;
-* computing — ``running``, lease owned by the worker, renewed by its heartbeat;
+* computing — ``running``, lease owned by the worker, alive while its process beats;
 * final — lease cleared.
 
 An expired lease sends the job back to ready (a running one counts as a lost attempt).
-The worker processes that hold leases, and renew them by heartbeat, are
+An owned lease is its owner's process row (:data:`LAPSED`): a heartbeat writes that
+one row, not every job it holds. The worker processes that hold leases are
 :mod:`infq.db.processes`. Functions take a session and never commit; every statement
 covers many jobs.
 """
@@ -27,10 +28,21 @@ from sqlalchemy.orm import Session
 from infq.db.cache import complete_followers
 from infq.db.locks import skipped_if_locked
 
-# A lease owner fences its own work: only the owner may finish or renew a job.
+# Whether the lease of the job row ``j`` has run out. An owned lease lives as long as
+# its owner's process row beats (one row per process per beat, never one per job); one
+# with no owner yet (on its way through Redis), or whose owner has no row (it stopped,
+# or never registered), by its own time. Needs :lease_s.
+LAPSED = (
+    "(CASE WHEN j.lease_owner IS NULL THEN j.lease_expires_at < now() ELSE "
+    "COALESCE((SELECT p.heartbeat_at < now() - make_interval(secs => :lease_s) "
+    "FROM worker_processes p WHERE p.process_id = j.lease_owner), "
+    "j.lease_expires_at < now()) END)"
+)
+
+# A lease owner fences its own work: only the owner may finish a job it holds.
 _CLAIMABLE = (
     "status = 'queued' AND coalesced_into IS NULL AND "
-    "(lease_owner IS NULL OR lease_owner = :owner OR lease_expires_at < now())"
+    f"(lease_owner IS NULL OR lease_owner = :owner OR {LAPSED.replace('j.', 'jobs.')})"
 )
 
 # Weighted fair share, bounded: walk the distinct tenants with ready jobs of one model
@@ -210,31 +222,37 @@ EXPIRY_STEP = 2000
 # it never stops the recovery of every other job.
 _RETURN_SQL = text(
     "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE job_id IN ("
-    "  SELECT job_id FROM jobs WHERE lease_expires_at < now() AND status = 'queued' "
-    "  LIMIT :step FOR UPDATE SKIP LOCKED) RETURNING model"
+    "  SELECT j.job_id FROM jobs j WHERE j.lease_expires_at IS NOT NULL "
+    f"  AND j.status = 'queued' AND {LAPSED} LIMIT :step FOR UPDATE SKIP LOCKED) "
+    "RETURNING model"
 )
 _REQUEUE_SQL = text(
     "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL "
     "WHERE job_id IN ("
-    "  SELECT job_id FROM jobs WHERE lease_expires_at < now() AND status = 'running' "
-    "  AND attempts < :max LIMIT :step FOR UPDATE SKIP LOCKED) RETURNING model"
+    "  SELECT j.job_id FROM jobs j WHERE j.lease_expires_at IS NOT NULL "
+    f"  AND j.status = 'running' AND j.attempts < :max AND {LAPSED} "
+    "  LIMIT :step FOR UPDATE SKIP LOCKED) RETURNING model"
 )
 _LOST_SQL = text(
     "UPDATE jobs SET status = 'failed', finished_at = now(), error_code = 'worker_lost', "
     "error_message = 'the worker computing it was lost ' || attempts || ' times', "
     "lease_owner = NULL, lease_expires_at = NULL WHERE job_id IN ("
-    "  SELECT job_id FROM jobs WHERE lease_expires_at < now() AND status = 'running' "
-    "  AND attempts >= :max LIMIT :step FOR UPDATE SKIP LOCKED) RETURNING job_id, model"
+    "  SELECT j.job_id FROM jobs j WHERE j.lease_expires_at IS NOT NULL "
+    f"  AND j.status = 'running' AND j.attempts >= :max AND {LAPSED} "
+    "  LIMIT :step FOR UPDATE SKIP LOCKED) RETURNING job_id, model"
 )
 
 
-def expire_leases(session: Session, *, max_attempts: int, step: int = EXPIRY_STEP) -> Expiry:
-    """Send up to ``step`` jobs of each kind whose lease ran out back to ready, or fail
-    them after N lost workers. Rows other sessions hold locked wait for a later sweep;
-    each statement is a savepoint of its own, so a batch row locked behind the
-    worker_lost one (the counter trigger updates it) costs that statement only."""
+def expire_leases(
+    session: Session, *, max_attempts: int, lease_s: float, step: int = EXPIRY_STEP
+) -> Expiry:
+    """Send up to ``step`` jobs of each kind whose lease ran out (:data:`LAPSED`: an
+    owner silent for ``lease_s``) back to ready, or fail them after N lost workers.
+    Rows other sessions hold locked wait for a later sweep; each statement is a
+    savepoint of its own, so a batch row locked behind the worker_lost one (the counter
+    trigger updates it) costs that statement only."""
     out = Expiry()
-    params = {"max": max_attempts, "step": step}
+    params = {"max": max_attempts, "step": step, "lease_s": lease_s}
     with skipped_if_locked(session, "returning handed-out jobs"):
         for (model,) in session.execute(_RETURN_SQL, params).tuples():
             out.returned += 1

@@ -200,7 +200,8 @@ class Scheduler:
                 return
             # No step waits long for a row another session holds (infq.db.locks).
             wait_at_most(session, ms=MAINTENANCE_LOCK_WAIT_MS)
-            expiry = scheduling.expire_leases(session, max_attempts=s.max_attempts)
+            expiry = scheduling.expire_leases(session, max_attempts=s.max_attempts,
+                                              lease_s=s.lease_s)  # fmt: skip
             with skipped_if_locked(session, "pruning silent processes"):
                 processes.prune_processes(session, stale_after_s=max(60.0, 20 * s.lease_s))
             unnotified = final_unnotified(

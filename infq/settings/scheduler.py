@@ -16,7 +16,7 @@ class SchedulerSettings(BaseModel):
     heartbeat_interval_s: float = Field(
         default=3.0,
         gt=0,
-        description="How often a worker renews its process row and its leases.",
+        description="How often a worker beats: its process row, which keeps its leases alive.",
     )
     max_attempts: int = Field(
         default=3,

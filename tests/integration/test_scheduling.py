@@ -115,7 +115,7 @@ def test_an_expired_lease_returns_the_job_and_n_lost_workers_fail_it(
                 {"j": job},
             )
         with db.begin() as session:
-            expiry = scheduling.expire_leases(session, max_attempts=3)
+            expiry = scheduling.expire_leases(session, max_attempts=3, lease_s=15)
         if attempt < 3:
             assert (expiry.retried, expiry.failed) == (1, [])
     assert expiry.failed == [job]
@@ -124,6 +124,50 @@ def test_an_expired_lease_returns_the_job_and_n_lost_workers_fail_it(
             text("SELECT status, error_code, attempts FROM jobs WHERE job_id = :j"), {"j": job}
         ).one()
     assert tuple(row) == ("failed", "worker_lost", 3)
+
+
+def _xmin(db: sessionmaker[Session], job: uuid.UUID) -> str:
+    """The transaction that last wrote the job's row (it changes with every write)."""
+    with db() as session:
+        return str(session.scalar(text("SELECT xmin::text FROM jobs WHERE job_id = :j"),
+                                  {"j": job}))  # fmt: skip
+
+
+def test_a_lease_lives_with_its_owners_heartbeat_row_not_per_job(
+    db: sessionmaker[Session],
+) -> None:
+    """Measured before (issue 19): every beat rewrote ``lease_expires_at`` of every job
+    the process held (a non-HOT update across the jobs indexes, per job, per beat)."""
+    (job,) = add_jobs(db, "t", 1, start=datetime.now(UTC))
+
+    def beat(held: list[uuid.UUID]) -> None:
+        with db.begin() as session:
+            processes.heartbeat(session, process_id="w", hostname="h", pid=1,
+                                models=[LANE], held=held, lease_s=15)  # fmt: skip
+
+    # Given a job a live worker received (its beat takes it) and started
+    assert hand_out(db, 1) == [job]
+    beat([job])
+    with db.begin() as session:
+        assert scheduling.claim(session, [job], owner="w", lease_s=15) == {job}
+    # When it keeps beating past the job's own lease time
+    with db.begin() as session:
+        session.execute(text("UPDATE jobs SET lease_expires_at = now() - interval '1 s'"))
+    written = _xmin(db, job)
+    for _ in range(3):
+        beat([job])
+    # Then no beat wrote the job's row, and the lease holds while the row beats
+    assert _xmin(db, job) == written
+    with db.begin() as session:
+        expiry = scheduling.expire_leases(session, max_attempts=3, lease_s=15)
+        assert scheduling.claim(session, [job], owner="thief", lease_s=15) == set()
+    assert (expiry.returned, expiry.retried) == (0, 0)
+    # When its process row goes silent for a lease, then the job goes back to ready
+    with db.begin() as session:
+        session.execute(text("UPDATE worker_processes SET heartbeat_at = now() - "
+                             "interval '16 s' WHERE process_id = 'w'"))  # fmt: skip
+        expiry = scheduling.expire_leases(session, max_attempts=3, lease_s=15)
+    assert expiry.retried == 1
 
 
 def test_windows_count_live_slots_and_outstanding_jobs(db: sessionmaker[Session]) -> None:
@@ -192,7 +236,7 @@ def test_a_worker_whose_lease_passed_on_is_fenced_and_leaves_no_object(
                      "WHERE job_id = ANY(:ids)"),
                 {"ids": ids},
             )  # fmt: skip
-            scheduling.expire_leases(session, max_attempts=3)
+            scheduling.expire_leases(session, max_attempts=3, lease_s=15)
             assert scheduling.claim(session, ids, owner="B", lease_s=30) == set(ids)
 
     thief = threading.Thread(target=take_over)
