@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -29,9 +29,10 @@ from infq.api.jobs import check_callback, publish, validate_job
 from infq.api.openai import lines
 from infq.api.openai.convert import Converter
 from infq.api.openai.errors import OpenAIError, not_found
-from infq.api.openai.files import READ_CHUNK_BYTES, own_file
+from infq.api.openai.files import own_file
 from infq.api.openai.generation import GenerateRequest, parse_generate_line
 from infq.api.openai.objects import LineCounts, batch_object, new_batch_id, page
+from infq.api.openai.stored import lines_of
 from infq.batches.options import BatchOptions
 from infq.catalogue.checks import pick_revision
 from infq.db import batches as batch_rows
@@ -135,7 +136,7 @@ def _read(
     errors: list[lines.LineError] = []
     seen: dict[str, int] = {}
     total = 0
-    for number, raw in _lines_of(ctx, source.uri, source.size_bytes):
+    for number, raw in lines_of(ctx.store, source.uri, source.size_bytes):
         if not raw.strip():
             continue
         total += 1
@@ -247,21 +248,6 @@ def _param(code: str) -> str:
     return "body"
 
 
-def _lines_of(ctx: ApiContext, uri: str, size_bytes: int) -> Iterator[tuple[int, bytes]]:
-    """(line number from 1, bytes) of a stored file, read a chunk at a time."""
-    number, rest = 0, b""
-    for offset in range(0, size_bytes, READ_CHUNK_BYTES):
-        chunk = ctx.store.get_range(
-            uri, offset=offset, length=min(READ_CHUNK_BYTES, size_bytes - offset)
-        )
-        *complete, rest = (rest + chunk).split(b"\n")
-        for raw in complete:
-            number += 1
-            yield number, raw
-    if rest:
-        yield number + 1, rest
-
-
 def _view(ctx: ApiContext, session: Session, tenant: str, batch_id: str) -> dict[str, Any]:
     """The batch object; a finished batch's files are converted first (once)."""
     batch = batch_rows.get(session, (tenant, batch_id))
@@ -272,6 +258,11 @@ def _view(ctx: ApiContext, session: Session, tenant: str, batch_id: str) -> dict
     if finished and row.output_file_id is None:
         Converter(ctx.store, ctx.catalogue, ctx.tokens).convert(session, row)
     counts = LineCounts(*openai_objects.line_counts(session, tenant, batch_id))
+    if finished:
+        # A finished batch has no line in progress: a line that never reached infq
+        # (its batch expired short of jobs) failed too.
+        counts = LineCounts(counts.completed, max(counts.failed,
+                                                  row.total_requests - counts.completed))  # fmt: skip
     return batch_object(row, batch, counts)
 
 

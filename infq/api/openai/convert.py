@@ -19,10 +19,12 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from infq.api.openai import generation, lines
+from infq.api.openai import generation, lines, missing
+from infq.api.openai.missing import Incomplete
 from infq.batches.files import ObjectCache, line_of
 from infq.catalogue.catalogue import Catalogue
 from infq.catalogue.intake import InputLimits
+from infq.db import batches as batch_rows
 from infq.db import openai_objects
 from infq.db.models import Job, OpenAIBatch
 from infq.errors import InfqError
@@ -50,12 +52,36 @@ class Converter:
             .execution_options(yield_per=1000)
         )
         objects = ObjectCache(self.store)
+        short = self._incomplete(session, row)
         with tempfile.TemporaryFile() as output, tempfile.TemporaryFile() as errors:
             for group in _by_line(session.scalars(stmt)):
+                number = int(group[0].metadata_.get("openai", {}).get("line", 0))
+                if number in short:
+                    write_line(errors, self._missing(row, short.pop(number)))
+                    continue
                 ok, line = self._line(row, group, objects)
                 write_line(output if ok else errors, line)
+            for number in sorted(short):  # lines none of whose jobs arrived
+                write_line(errors, self._missing(row, short[number]))
             row.output_file_id = self._register(session, row, output, "output")
             row.error_file_id = self._register(session, row, errors, "errors")
+
+    def _incomplete(self, session: Session, row: OpenAIBatch) -> dict[int, Incomplete]:
+        """The lines of an expired batch that lack jobs (see :mod:`.missing`)."""
+        batch = batch_rows.get(session, (row.tenant_id, row.batch_id))
+        if batch is None or batch.expired_at is None or not batch.total_jobs:
+            return {}
+        present = missing.arrived(session, row, total_jobs=batch.total_jobs)
+        if sum(present) == batch.total_jobs:
+            return {}
+        return missing.incomplete_lines(session, self.store, row, present)
+
+    @staticmethod
+    def _missing(row: OpenAIBatch, line: Incomplete) -> dict[str, Any]:
+        return lines.error_line(
+            line_id=lines.request_line_id(row.batch_id, line.line), custom_id=line.custom_id,
+            code="missing", message=line.message,
+        )  # fmt: skip
 
     def _line(
         self, row: OpenAIBatch, jobs: list[Job], objects: ObjectCache

@@ -9,7 +9,6 @@ the spool never grows past the limit. A download streams the object back.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
@@ -20,6 +19,7 @@ from infq.api.context import ApiContext, Context, TenantId
 from infq.api.openai.convert import file_key
 from infq.api.openai.errors import OpenAIError, not_found
 from infq.api.openai.objects import file_object, new_file_id, page
+from infq.api.openai.stored import chunks
 from infq.db import openai_objects
 from infq.db.models import OpenAIFile
 
@@ -27,7 +27,6 @@ router = APIRouter(prefix="/files", tags=["openai files"])
 # Multipart framing around the file: a declared length this far over the limit is
 # refused before the body is read.
 FORM_OVERHEAD_BYTES = 64 * 1024
-READ_CHUNK_BYTES = 1024 * 1024
 
 
 @router.post("")
@@ -103,15 +102,8 @@ def file_content(ctx: Context, tenant: TenantId, file_id: str) -> StreamingRespo
     """The file's bytes, streamed from the store."""
     row = own_file(ctx, tenant, file_id)
     return StreamingResponse(
-        _chunks(ctx, row.uri, row.size_bytes), media_type="application/octet-stream"
+        chunks(ctx.store, row.uri, row.size_bytes), media_type="application/octet-stream"
     )
-
-
-def _chunks(ctx: ApiContext, uri: str, size_bytes: int) -> Iterator[bytes]:
-    for offset in range(0, size_bytes, READ_CHUNK_BYTES):
-        yield ctx.store.get_range(
-            uri, offset=offset, length=min(READ_CHUNK_BYTES, size_bytes - offset)
-        )
 
 
 @router.delete("/{file_id}")
