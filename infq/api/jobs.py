@@ -108,8 +108,12 @@ def publish(
     Resubmitting after a 503 is safe for jobs that carry a ``job_id`` (the idempotency
     key); a job without one may then exist twice, as with any retried producer.
     """
+    named: dict[str, list[uuid.UUID]] = {}
+    for r in requests:
+        if r.job_id is not None:
+            named.setdefault(r.tenant or DEFAULT_TENANT, []).append(r.job_id)
     for tenant, jobs in Counter(r.tenant or DEFAULT_TENANT for r in requests).items():
-        ctx.quotas.admit(tenant, jobs=jobs)
+        ctx.quotas.admit(tenant, jobs=jobs, job_ids=named.get(tenant, []))
     prepare()
     ids, messages = [], []
     for request in requests:

@@ -148,7 +148,7 @@ def submit(
     require_reachable(settings, "kafka", "postgres")
     with one_shot_sessions(settings.database) as sessions:
         with sessions.begin() as session:
-            accounts.check_room(session, DEFAULT_TENANT, jobs=total)
+            accounts.check_room(session, DEFAULT_TENANT, jobs=total, batch_id=batch)
             created = batch_rows.create(
                 session, tenant=DEFAULT_TENANT, batch_id=batch, total_jobs=total,
                 webhook_url=webhook_url, model=model, metadata=options.metadata,

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from infq.db.arrays import among_uuids
 from infq.db.models import Job, Tenant
 from infq.errors import Conflict, NotFound
 from infq.settings import Settings
@@ -203,6 +206,15 @@ def queued_up_to(session: Session, tenant_id: str, *, cap: int) -> int:
     return session.scalar(select(func.count()).select_from(waiting)) or 0
 
 
+def recorded(session: Session, tenant_id: str, job_ids: Sequence[uuid.UUID]) -> int:
+    """How many of ``job_ids`` are the tenant's jobs already: a resubmission (the same
+    upload sent again after a 503) that must not count them as new."""
+    if not job_ids:
+        return 0
+    mine = select(Job.job_id).where(Job.tenant_id == tenant_id, among_uuids(Job.job_id, job_ids))
+    return session.scalar(select(func.count()).select_from(mine.subquery())) or 0
+
+
 def queue_room_by_tenant(session: Session, tenant_ids: set[str]) -> dict[str, int]:
     """For each of ``tenant_ids`` that has a max queued jobs limit, how many more jobs it
     may queue now (0 or more); tenants without a limit are absent. One grouped query."""
@@ -217,13 +229,17 @@ def queue_room_by_tenant(session: Session, tenant_ids: set[str]) -> dict[str, in
     return {tenant: max(0, (limit or 0) - queued) for tenant, limit, queued in rows.tuples()}
 
 
-def check_room(session: Session, tenant_id: str, *, jobs: int) -> None:
+def check_room(session: Session, tenant_id: str, *, jobs: int, batch_id: str | None = None) -> None:
     """Refuse ``jobs`` more for ``tenant_id`` when they would exceed its max queued jobs
     (:class:`infq.errors.OverLimit`, code ``queue_full``): what a producer calls before
     it sends a file (``infq submit``). Jobs already on Kafka but not yet recorded are not
-    counted; the dispatcher refuses those past the limit (``tenant_queue_full``)."""
+    counted; the dispatcher refuses those past the limit (``tenant_queue_full``). Jobs
+    of ``batch_id`` already recorded are a resent file's, not new ones."""
     limit = load_limits(session, tenant_id).max_queued_jobs
     if limit is None:
         return
+    if batch_id is not None:
+        mine = select(Job.job_id).where(Job.tenant_id == tenant_id, Job.batch_id == batch_id)
+        jobs -= session.scalar(select(func.count()).select_from(mine.subquery())) or 0
     queued = queued_up_to(session, tenant_id, cap=limit)
     check_queue_room(tenant_id, queued=queued, jobs=jobs, max_queued_jobs=limit)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,11 +41,16 @@ class Quotas:
         self._limits: dict[str, tuple[TenantLimits, float]] = {}
         self._lock = threading.Lock()
 
-    def admit(self, tenant: str, *, jobs: int) -> None:
+    def admit(self, tenant: str, *, jobs: int, job_ids: Sequence[uuid.UUID] = ()) -> None:
         """Let ``jobs`` new jobs of ``tenant`` through, or raise :class:`OverLimit`
-        (``queue_full`` first: it costs no tokens; then ``rate_limited``)."""
+        (``queue_full`` first: it costs no tokens; then ``rate_limited``). Of the
+        ``job_ids`` the request names, those already recorded are a resubmission's, not
+        new jobs (they are queued already, or done): they count for neither limit."""
         limits = self.limits(tenant)
         cap = limits.max_queued_jobs
+        if job_ids and (cap is not None or limits.rate_per_s is not None):
+            with self.sessions() as session:
+                jobs -= accounts.recorded(session, tenant, job_ids)
         if cap is not None:
             with self.sessions() as session:
                 queued = accounts.queued_up_to(session, tenant, cap=cap)

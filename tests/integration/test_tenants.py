@@ -28,7 +28,7 @@ from infq.settings import Settings
 from infq.tenants import accounts
 from infq.tenants.accounts import KEY_CACHE_TTL_S, Credentials
 from infq.tenants.policy import QUEUE_FULL_RETRY_AFTER_S, TenantLimits
-from infq.tenants.quotas import LIMITS_TTL_S
+from infq.tenants.quotas import LIMITS_TTL_S, Quotas
 from tests.integration.harness import (
     InfqProcess,
     read_topic,
@@ -113,6 +113,36 @@ def test_queued_jobs_are_counted_per_tenant(sessions: sessionmaker[Session]) -> 
         assert refused.value.code == "queue_full"
         assert str(refused.value).startswith(f"tenant {limited!r} has 2 jobs queued and may have 3")
         session.rollback()
+
+
+def test_a_resubmission_is_not_counted_against_the_limits_twice(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Measured before: the same upload sent again after a 503 (or a lost answer) was
+    charged its whole size again although its jobs were queued already, so a tenant near
+    its max queued jobs got a 429 for a retry that adds nothing (REST and `infq submit`)."""
+    tenant, batch = unique("resent"), unique("resent-batch")
+    ids = [uuid.uuid4() for _ in range(6)]
+    with sessions.begin() as session:
+        accounts.create(session, tenant, limits=TenantLimits(max_queued_jobs=8))
+        # A model no worker serves: the jobs stay queued
+        for job_id in ids:
+            session.add(Job(job_id=job_id, status="queued", model="nobody-serves-this",
+                            tenant_id=tenant, batch_id=batch))  # fmt: skip
+    quotas = Quotas(sessions, burst_s=1.0)
+    try:
+        # The same six again (REST: by their job ids) are no new jobs
+        quotas.admit(tenant, jobs=6, job_ids=ids)
+        with sessions() as session:
+            accounts.check_room(session, tenant, jobs=6, batch_id=batch)  # infq submit
+        # while six others would exceed the limit of 8
+        with pytest.raises(OverLimit):
+            quotas.admit(tenant, jobs=6, job_ids=[uuid.uuid4() for _ in range(6)])
+        with sessions() as session, pytest.raises(OverLimit):
+            accounts.check_room(session, tenant, jobs=6, batch_id=unique("other"))
+    finally:
+        with sessions.begin() as session:
+            session.query(Job).filter(Job.tenant_id == tenant).delete()
 
 
 def test_tenant_commands_issue_show_and_limit(
