@@ -261,8 +261,8 @@ def _view(ctx: ApiContext, session: Session, tenant: str, batch_id: str) -> dict
     if finished:
         # A finished batch has no line in progress: a line that never reached infq
         # (its batch expired short of jobs) failed too.
-        counts = LineCounts(counts.completed, max(counts.failed,
-                                                  row.total_requests - counts.completed))  # fmt: skip
+        unanswered = row.total_requests - counts.completed
+        counts = LineCounts(counts.completed, max(counts.failed, unanswered))
     return batch_object(row, batch, counts)
 
 
