@@ -1,7 +1,7 @@
 """``infq bench`` / ``make bench``: every figure of the performance issue in one run.
 
 Needs the local stack (``infq stack up``) or external services; creates a fresh infq
-on them (:mod:`benchmarks.world`), runs (a) to (f) in order, and writes the report under
+on them (:mod:`benchmarks.world`), runs (a) to (g) in order, and writes the report under
 ``benchmarks/results/``. Ratios compare phases of the same run, because a shared
 machine's speed drifts between runs.
 """
@@ -9,12 +9,13 @@ machine's speed drifts between runs.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 
 from benchmarks import phases as ph
+from benchmarks.growth import Growth, GrowthSizes, jobs_table_over_time
 from benchmarks.report import targets, write
 from benchmarks.world import World
 from infq.settings import Settings
@@ -31,11 +32,14 @@ class Sizes:
     sustained_s: float = 30.0  # (b) sustained and (f) half load
     echo_jobs: int = 10000  # (c)
     naive_jobs: int = 400  # (d)
+    growth: GrowthSizes = field(default_factory=GrowthSizes)  # (g)
 
     @classmethod
     def smoke(cls) -> Sizes:
         """CI: every phase, a few seconds each."""
-        return cls(jobs=128, sustained_s=3.0, echo_jobs=500, naive_jobs=24)
+        growth = GrowthSizes(duration_s=12.0, rate_jobs_per_s=100.0, retention_s=3.0,
+                             sample_every_s=1.0)  # fmt: skip
+        return cls(jobs=128, sustained_s=3.0, echo_jobs=500, naive_jobs=24, growth=growth)
 
 
 def run(base: Settings, *, sizes: Sizes, out: Path, console: Console) -> dict[str, Path]:
@@ -82,9 +86,13 @@ def run(base: Settings, *, sizes: Sizes, out: Path, console: Console) -> dict[st
         )
     finally:
         world.stop()
+    console.print(f"[bold](g)[/] the jobs table over {sizes.growth.duration_s:.0f} s "
+                  f"under a {sizes.growth.retention_s:.0f} s job retention")  # fmt: skip
+    growth: Growth = jobs_table_over_time(base, sizes=sizes.growth, logs=out / "logs")
     order = ["a", "b", "b2", "c", "d", "e", "f"]
     phases = {k: found[k] for k in order if k in found}
-    goals = targets(phases, max_wait_s=s.max_wait_ms / 1000, batch_size=s.max_batch_size)
+    goals = targets(phases, max_wait_s=s.max_wait_ms / 1000, batch_size=s.max_batch_size,
+                    growth=growth)  # fmt: skip
     config = {"device": device, "max_batch_size": s.max_batch_size, "max_wait_ms": s.max_wait_ms,
-              "sizes": sizes.__dict__, "started": time.strftime("%H:%M:%S")}  # fmt: skip
-    return write(out, phases, goals, config=config)
+              "sizes": asdict(sizes), "started": time.strftime("%H:%M:%S")}  # fmt: skip
+    return write(out, phases, goals, config=config, growth=growth)

@@ -32,3 +32,9 @@ def test_the_benchmark_smoke_writes_a_consistent_report(settings: Settings, tmp_
     assert "(b)/(d) vs naive Celery" in ratios
     assert paths["png"].stat().st_size > 10_000
     assert "| (a) raw model loop |" in paths["md"].read_text()
+    # (g): every job succeeded, and retention deleted jobs while the run went on
+    growth = report["growth"]
+    assert growth["submitted"] > 0
+    assert growth["failed"] == 0
+    assert growth["deleted"] > 0, growth
+    assert "(g) jobs table growth after the first third" in ratios
